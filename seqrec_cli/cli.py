@@ -1,0 +1,96 @@
+"""The seqrec command line: registers the commands and turns user errors into one line.
+
+Commands live in ``seqrec_cli.commands``; each parses its options, calls library code and
+reports. Nothing here (or in the command modules at import time) imports torch, so ``--help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .commands import download as download_cmd
+from .commands import infer as infer_cmd
+from .commands import preprocess as preprocess_cmd
+from .commands import train as train_cmd
+from .errors import SeqrecError
+
+_debug = {"on": bool(os.environ.get("SEQREC_DEBUG"))}
+
+
+class SeqrecGroup(TyperGroup):
+    """The root group: catches SeqrecError (and OS errors) once for every command."""
+
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (SeqrecError, OSError) as exc:
+            if _debug["on"]:
+                raise
+            msg = str(exc) if isinstance(exc, SeqrecError) else _os_error_text(exc)
+            typer.echo(f"Error: {msg}", err=True)
+            ctx.exit(1)
+
+
+def _os_error_text(exc: OSError) -> str:
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+app = typer.Typer(
+    cls=SeqrecGroup,
+    name="seqrec",
+    help=(
+        "Sequential recommendation from the command line: download the standard data sets, "
+        "preprocess them as the papers did, train BERT4Rec and GRU4Rec, evaluate honestly.\n\n"
+        "Pipeline (each step writes files the next finds at default paths):\n\n"
+        "  seqrec download ml-1m  ->  seqrec preprocess ml-1m  ->  seqrec train bert4rec  ->  seqrec infer"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"seqrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors (or set SEQREC_DEBUG=1).")
+    ] = False,
+) -> None:
+    if debug:
+        _debug["on"] = True
+
+
+app.command("download", no_args_is_help=True)(download_cmd.download)
+app.add_typer(preprocess_cmd.app, name="preprocess")
+app.add_typer(train_cmd.pretrain_app, name="pretrain")
+app.add_typer(train_cmd.train_app, name="train")
+app.command("infer")(infer_cmd.infer)
+app.command("evaluate")(infer_cmd.evaluate)
+app.command("recommend")(infer_cmd.recommend)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

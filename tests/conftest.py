@@ -1,0 +1,47 @@
+"""Shared fixtures: a CLI runner and a scratch working folder so default paths land in tmp."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from seqrec_cli.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    """A file from ../shared/data, or skip the test cleanly when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not present: {path}")
+    return path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Run the test from an empty folder, as a user would run seqrec from their project folder."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(runner: CliRunner, *args: str):
+    """Invoke the real CLI with string arguments; returns click's Result."""
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def listing(folder: Path) -> list[str]:
+    """Every file under a folder, relative, sorted: to assert nothing half-written is left."""
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
+
+
+os.environ.setdefault("COLUMNS", "200")
