@@ -1,0 +1,68 @@
+"""Where the raw data sets come from: URL, archive, published checksums, what the pipeline reads.
+
+One explicit registry (``SOURCES``), read by ``seqrec download``. Checksums are the ones the
+publishers give (docs/PROTOCOLS.md section 1); YOOCHOOSE publishes none, so its download is checked
+against the size the server announces and its SHA-256 is recorded in SOURCE.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import SeqrecError
+
+EXTRACT_KINDS = ("zip", "7z")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One downloadable raw data set."""
+
+    name: str  # registry key, also the folder name under data/raw/
+    url: str  # the publisher's URL (a mirror can be given with --url)
+    archive: str  # file name the archive is saved under, in data/raw/<name>/
+    md5: str | None  # published MD5 (lower-case hex), None when none is published
+    sha256: str | None  # published SHA-256 (lower-case hex), None when none is published
+    kind: str  # how to extract: "zip" (zipfile) or "7z" (py7zr)
+    member: str  # the file the pipeline reads, relative to data/raw/<name>/ after extraction
+    description: str  # one line for help texts and messages
+    next_step: str  # the command to run after the download
+
+    @property
+    def has_checksum(self) -> bool:
+        return bool(self.md5 or self.sha256)
+
+
+SOURCES: dict[str, Source] = {
+    "ml-1m": Source(
+        name="ml-1m",
+        url="https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+        archive="ml-1m.zip",
+        md5="c4d9eecfca2ab87c1945afe126590906",
+        sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+        kind="zip",
+        member="ml-1m/ratings.dat",
+        description="MovieLens 1M: 1,000,209 ratings of 3,706 movies by 6,040 users (5.9 MB zip)",
+        next_step="seqrec preprocess ml-1m",
+    ),
+    "yoochoose": Source(
+        name="yoochoose",
+        url="https://s3-eu-west-1.amazonaws.com/yc-rdata/yoochoose-data.7z",
+        archive="yoochoose-data.7z",
+        md5=None,  # none published: the size is checked against Content-Length, SHA-256 recorded
+        sha256=None,
+        kind="7z",
+        member="yoochoose-clicks.dat",
+        description="YOOCHOOSE (RecSys Challenge 2015): ~33M clicks in ~9M sessions (several hundred MB 7z)",
+        next_step="seqrec preprocess yoochoose",
+    ),
+}
+
+
+def get_source(name: str) -> Source:
+    """The registry entry for ``name``; an unknown name is a user error listing the known ones."""
+    try:
+        return SOURCES[name]
+    except KeyError:
+        known = ", ".join(SOURCES)
+        raise SeqrecError(f"unknown data set {name!r}; known data sets: {known}") from None
