@@ -20,6 +20,12 @@ from typing import Any
 CHUNK = 1 << 20  # bytes read at a time when hashing
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path | str, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it onto ``dest`` if the block succeeds."""
@@ -28,6 +34,7 @@ def atomic_path(dest: Path | str, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
@@ -42,6 +49,7 @@ def atomic_dir(dest: Path | str) -> Iterator[Path]:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if dest.exists():

@@ -331,6 +331,39 @@ class ProcessedData:
         return self.splits[name]
 
 
+def check_no_leakage(splits: dict[str, Sequences], eval_target: str, where: Path | str) -> None:
+    """Refuse leave-one-out data in which a held-out target enters a training input.
+
+    With ``eval_target == "last"`` line i of every split is the same user. The train line must
+    be a prefix of the test line that stops before the test target, and before the validation
+    target when there is a valid split; the valid line must be the test line minus its target.
+    Anything else means a target leaks into what the model trains on.
+    """
+    if eval_target != "last" or "train" not in splits or "test" not in splits:
+        return
+    test = splits["test"]
+    held_out = 2 if "valid" in splits else 1
+    checks = [("train", splits["train"], test.lengths - held_out, False)]
+    if "valid" in splits:
+        checks.append(("valid", splits["valid"], test.lengths - 1, True))
+    for name, seqs, limit, exact in checks:
+        if len(seqs) != len(test):
+            raise MismatchError(f"{where}: {name} has {len(seqs)} lines, test {len(test)}; leave-one-out needs one per user")
+        bad = np.flatnonzero(seqs.lengths != limit if exact else seqs.lengths > limit)
+        if len(bad):
+            i = int(bad[0])
+            raise MismatchError(
+                f"{where}: line {i + 1}: the {name} sequence has {seqs.lengths[i]} items and the test line "
+                f"{test.lengths[i]}: it would reach a held-out target (leakage)"
+            )
+        row = np.repeat(np.arange(len(seqs)), seqs.lengths)
+        pos = np.arange(seqs.n_events) - seqs.offsets[:-1][row]
+        differs = seqs.items != test.items[test.offsets[:-1][row] + pos]
+        if differs.any():
+            i = int(row[np.argmax(differs)])
+            raise MismatchError(f"{where}: line {i + 1}: the {name} sequence is not a prefix of the test sequence")
+
+
 def resolve_vocab(folder: Path, manifest: DatasetManifest) -> Path:
     return Path(os.path.normpath(Path(folder) / manifest.vocab_path))
 
@@ -353,6 +386,7 @@ def save_processed(
     longer match) is never taken for complete data.
     """
     folder = Path(folder)
+    check_no_leakage(splits, eval_target, folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
     vocab_file = Path(vocab_file)
@@ -406,4 +440,5 @@ def load_processed(folder: Path | str, verify: bool = True) -> ProcessedData:
         users = upath.read_text(encoding="utf-8").splitlines()
     if "train" not in splits:
         raise SeqrecError(f"{folder}: the manifest lists no train split")
+    check_no_leakage(splits, manifest.eval_target, folder)
     return ProcessedData(folder, manifest, splits, users)
