@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,29 +148,34 @@ class Sequences:
         return [self[i].tolist() for i in range(len(self))]
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")  # a non-negative int64 written plainly (no sign, no exponent)
+_SEQ_TEXT = re.compile(r"[0-9 \t\n]*")  # everything a well-formed sequence file may contain
+_TOO_LONG = re.compile(r"[0-9]{19,}")
+
+
 def read_sequences(path: Path | str, n_items: int | None = None) -> Sequences:
-    """Read a processed sequence file, checking every token; errors name the file and line."""
+    """Read a processed sequence file, checking every token; errors name the file and line.
+
+    CRLF, lone-CR line ends and a UTF-8 BOM are accepted; anything but plain non-negative
+    integers (signs, exponents, letters, numbers beyond int64) is an error at its line.
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(path, make_hint(path.parent), what="sequence file")
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    text = raw.replace(b"\r\n", b"\n").decode("ascii", errors="replace")
+    text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").decode("ascii", errors="replace")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:
         raise BadInputError(path, "empty file: no sequences")
-    try:
-        lengths = np.fromiter((len(line.split()) for line in lines), dtype=np.int64, count=len(lines))
-        items = np.array(text.split(), dtype=np.int64)
-    except (ValueError, OverflowError):
-        items = None
-    if items is None or (lengths == 0).any() or len(items) != lengths.sum():
+    lengths = np.fromiter((len(line.split()) for line in lines), dtype=np.int64, count=len(lines))
+    if not _SEQ_TEXT.fullmatch(text) or _TOO_LONG.search(text) or (lengths == 0).any():
         _raise_first_bad_line(path, lines)
-    lo = 1
-    bad = (items < lo) | ((items > n_items) if n_items is not None else False)
+    items = np.array(text.split(), dtype=np.int64)
+    bad = (items < 1) | ((items > n_items) if n_items is not None else False)
     if bad.any():
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         first = int(np.argmax(bad))
@@ -187,7 +193,7 @@ def _raise_first_bad_line(path: Path, lines: list[str]) -> None:
         if not tokens:
             raise BadInputError(path, "empty line (every line must hold at least one item)", line=no)
         for tok in tokens:
-            if not tok.isdigit():
+            if not _DIGITS.fullmatch(tok):
                 raise BadInputError(path, f"not an item index: {tok!r}", line=no)
     raise BadInputError(path, "unreadable sequence file")  # pragma: no cover - the scan above finds it
 

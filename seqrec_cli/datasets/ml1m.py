@@ -10,6 +10,7 @@ the whole sequence (its target is the last item), so the test target never enter
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,59 +40,65 @@ class Ml1mResult:
     dropped_users: int
 
 
+_INT = re.compile(r"[0-9]{1,18}")  # a non-negative int64 written plainly (no sign, point or exponent)
+
+
 def read_ratings(path: Path) -> pd.DataFrame:
     """Parse ``UserID::MovieID::Rating::Timestamp`` lines (Latin-1, CRLF and BOM tolerated).
 
-    Returns columns user, item, ts and the original line order in ``line`` (for stable ties).
+    Every field must be a plain non-negative integer. Returns columns user, item, ts and the
+    original line order in ``line`` (for stable ties).
     """
     raw = Path(path).read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    text = raw.decode("latin-1").replace("\r\n", "\n").replace("\r", "\n")
+    text = raw.decode("latin-1").replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
     if not text.strip():
         raise BadInputError(path, "empty file: no ratings")
-    body = text.replace("::", "\t")
     try:
+        # a fifth column catches lines with too many fields (pandas would shift the columns otherwise)
         df = pd.read_csv(
-            io.StringIO(body),
+            io.StringIO(text.replace("::", "\t")),
             sep="\t",
             header=None,
-            names=list(FIELDS),
-            dtype=np.int64,
+            names=[*FIELDS, "extra"],
+            dtype=str,
             engine="c",
             skip_blank_lines=False,
+            keep_default_na=False,
+            na_values=[],
         )
     except (ValueError, pd.errors.ParserError):
         df = None
-    if df is None or df.isna().any().any():
+    if df is None or not _all_plain_ints(df):
         _raise_first_bad_line(path, text)
     assert df is not None
-    if (df["Timestamp"] < 0).any():
-        _raise_first_bad_line(path, text)
     return pd.DataFrame(
         {
-            "user": df["UserID"].to_numpy(),
-            "item": df["MovieID"].to_numpy(),
-            "ts": df["Timestamp"].to_numpy(),
+            "user": df["UserID"].astype(np.int64).to_numpy(),
+            "item": df["MovieID"].astype(np.int64).to_numpy(),
+            "ts": df["Timestamp"].astype(np.int64).to_numpy(),
             "line": np.arange(len(df), dtype=np.int64),
         }
     )
 
 
+def _all_plain_ints(df: pd.DataFrame) -> bool:
+    if (df["extra"] != "").any():
+        return False
+    return all(df[name].str.fullmatch(_INT.pattern).all() for name in FIELDS)
+
+
 def _raise_first_bad_line(path: Path, text: str) -> None:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    for no, line in enumerate(lines, start=1):
+    for no, line in enumerate(text.split("\n"), start=1):
         parts = line.split("::")
         if len(parts) != 4:
             raise BadInputError(path, f"expected 4 fields UserID::MovieID::Rating::Timestamp, got {len(parts)}", line=no)
         for name, value in zip(FIELDS, parts):
-            if not value.strip().lstrip("-").isdigit():
-                raise BadInputError(path, f"{name} is not an integer: {value!r}", line=no)
-        if int(parts[3]) < 0:
-            raise BadInputError(path, f"bad timestamp: {parts[3]!r}", line=no)
-    raise BadInputError(path, "could not parse the file")  # pragma: no cover
+            if not _INT.fullmatch(value):
+                what = f"{name} is not an integer (plain non-negative digits): {value!r}"
+                raise BadInputError(path, ("bad timestamp: " if name == "Timestamp" else "") + what, line=no)
+    raise BadInputError(path, "could not parse the file")  # pragma: no cover - the scan above finds it
 
 
 def build_sequences(
