@@ -1,20 +1,286 @@
-"""seqrec infer / evaluate / recommend (placeholder until the model issues land)."""
+"""seqrec infer / evaluate / recommend: checkpoints -> metrics and top-k items."""
 
 from __future__ import annotations
 
-from ..errors import SeqrecError
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import formats
+from ..console import out, say
+from ..errors import BadInputError, SeqrecError
+from ..fileio import atomic_path, write_json
+from .options import Cutoffs, EvalBatchSize, ModelDir, UseCuda, parse_cutoffs
+
+TestDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--test-dir",
+        help="Processed data folder to evaluate on (same vocabulary).",
+        show_default="the folder the checkpoint was trained on",
+    ),
+]
+Split = Annotated[str, typer.Option("--split", help="Which split's targets to predict: test or valid.")]
+Negatives = Annotated[
+    int,
+    typer.Option(
+        "--negatives", min=0, help="0 = full ranking (default); N = rank the target against N sampled negatives."
+    ),
+]
+Sampling = Annotated[
+    str, typer.Option("--sampling", help="How sampled negatives are drawn: popularity (training counts) | uniform.")
+]
+FilterSeen = Annotated[
+    bool,
+    typer.Option("--filter-seen", help="Full ranking: never rank items already in the history (leave-one-out data)."),
+]
+SampleSeed = Annotated[int, typer.Option("--sample-seed", help="Seed of the sampled negatives.")]
+Epoch = Annotated[
+    Optional[int],
+    typer.Option("--epoch", min=1, help="Checkpoint epoch_N to use.", show_default="the best validation epoch, else the last"),
+]
 
 
-def infer() -> None:
-    """Evaluate a range of epoch checkpoints (not yet implemented)."""
-    raise SeqrecError("infer is not yet implemented")
+def _spec(split: str, cutoffs: str, negatives: int, sampling: str, filter_seen: bool, seed: int, batch: int):
+    from ..evaluation import EvalSpec
+
+    if split not in ("test", "valid"):
+        raise SeqrecError(f"--split must be test or valid, got {split!r}")
+    if sampling not in ("popularity", "uniform"):
+        raise SeqrecError(f"--sampling must be popularity or uniform, got {sampling!r}")
+    return EvalSpec(split, parse_cutoffs(cutoffs), negatives, sampling, filter_seen and negatives == 0, seed, batch)
 
 
-def evaluate() -> None:
-    """Evaluate one checkpoint with every metric (not yet implemented)."""
-    raise SeqrecError("evaluate is not yet implemented")
+def _metric_label(key: str) -> str:
+    """hr@10 -> HR@10, ndcg@10 -> NDCG@10, mrr -> MRR; recall@20 stays as the session literature writes it."""
+    name, _, k = key.partition("@")
+    label = {"hr": "HR", "ndcg": "NDCG", "mrr": "MRR", "recall": "recall"}[name]
+    return f"{label}@{k}" if k else label
 
 
-def recommend() -> None:
-    """Top-k recommendations (not yet implemented)."""
-    raise SeqrecError("recommend is not yet implemented")
+def infer(
+    model_dir: ModelDir = formats.MODEL_DIR,
+    start_index: Annotated[int, typer.Option("--start-index", min=1, help="First epoch to evaluate.")] = 1,
+    last_index: Annotated[int, typer.Option("--last-index", min=1, help="Last epoch to evaluate.")] = 10,
+    test_dir: TestDir = None,
+    split: Split = "test",
+    cutoffs: Cutoffs = "1,5,10,20",
+    negatives: Negatives = 0,
+    sampling: Sampling = "popularity",
+    filter_seen: FilterSeen = False,
+    sample_seed: SampleSeed = 0,
+    eval_batch_size: EvalBatchSize = 512,
+    use_cuda: UseCuda = False,
+    output_json: Annotated[
+        Optional[Path], typer.Option("--output-json", help="Where to write every figure.", show_default="<model-dir>/infer.json")
+    ] = None,
+) -> None:
+    """Evaluate each checkpoint epoch_N, N in start..last, on the test split of the data it was
+    trained on: one line per checkpoint (GRU4Rec: recall@20, MRR@20; BERT4Rec: HR@10, NDCG@10),
+    then a table; all figures go to a JSON file. Missing epochs are skipped and flagged."""
+    from rich import box
+    from rich.table import Table
+
+    from ..inference import HEADLINE, checkpoints_in_range, data_for, evaluate_checkpoint, load_model
+    from ..training import pick_device
+
+    device = pick_device(use_cuda)
+    spec = _spec(split, cutoffs, negatives, sampling, filter_seen, sample_seed, eval_batch_size)
+    found, missing = checkpoints_in_range(model_dir, start_index, last_index)
+    data_cache: dict[str, formats.ProcessedData] = {}
+    results = []
+    protocol = description = ""
+    for e in missing:
+        say(f"model:{formats.checkpoint_dir(model_dir, e)} missing (skipped)")
+    for checkpoint in found:
+        key = json.dumps(checkpoint.config["data"], sort_keys=True) + str(test_dir)
+        if key not in data_cache:
+            data_cache[key] = data_for(checkpoint, test_dir)
+        data = data_cache[key]
+        lm = load_model(checkpoint, device)
+        result = evaluate_checkpoint(lm, data, spec)
+        protocol, description = result.protocol, result.description
+        # the model's headline figures; "recall@k" and "hr@k" name the same number (one target)
+        shown = [k if k in result.metrics else k.replace("recall", "hr") for k in HEADLINE[lm.name]]
+        shown = [k if k in result.metrics else k.replace("hr", "recall") for k in shown]
+        # GRU4Rec lines keep the Paddle tool's lower-case names (recall@20:… mrr@20:…)
+        label = (lambda k: k) if lm.name == "gru4rec" else _metric_label
+        figures = " ".join(f"{label(k)}:{result.metrics[k]:.4f}" for k in shown if k in result.metrics)
+        say(f"model:{checkpoint.path} {figures} time_cost(s):{result.seconds:.1f} protocol:{protocol}")
+        results.append(
+            {
+                "checkpoint": str(checkpoint.path),
+                "epoch": checkpoint.epoch,
+                "model": lm.name,
+                "data": str(data.folder),
+                "split": split,
+                "predictions": result.predictions,
+                "protocol": protocol,
+                "metrics": result.metrics,
+                "seconds": round(result.seconds, 3),
+            }
+        )
+    columns = [k for k in results[0]["metrics"] if k.split("@")[-1] in ("10", "20") and not k.startswith("mrr@10")]
+    table = Table(title=f"{split} split, {description}", title_justify="left", box=box.SIMPLE)
+    table.add_column("epoch", justify="right")
+    for k in columns:
+        table.add_column(_metric_label(k), justify="right")
+    table.add_column("predictions", justify="right")
+    for r in results:
+        table.add_row(str(r["epoch"]), *(f"{r['metrics'][k]:.4f}" for k in columns), f"{r['predictions']:,}")
+    out.print(table)
+    dest = output_json or Path(model_dir) / "infer.json"
+    write_json(
+        dest,
+        {
+            "protocol": protocol,
+            "protocol_description": description,
+            "split": split,
+            "results": results,
+            "missing_epochs": missing,
+        },
+    )
+    say(f"wrote {dest}")
+
+
+def evaluate(
+    model_dir: ModelDir = formats.MODEL_DIR,
+    epoch: Epoch = None,
+    checkpoint: Annotated[
+        Optional[Path], typer.Option("--checkpoint", help="A checkpoint folder (instead of --model-dir/--epoch).", show_default=False)
+    ] = None,
+    test_dir: TestDir = None,
+    split: Split = "test",
+    cutoffs: Cutoffs = "1,5,10,20",
+    negatives: Negatives = 0,
+    sampling: Sampling = "popularity",
+    filter_seen: FilterSeen = False,
+    sample_seed: SampleSeed = 0,
+    eval_batch_size: EvalBatchSize = 512,
+    use_cuda: UseCuda = False,
+    output_json: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output-json", help="Where to write the figures.", show_default="<checkpoint>/eval_<split>_<protocol>.json"
+        ),
+    ] = None,
+) -> None:
+    """Evaluate one checkpoint with every metric (HR/recall@k, NDCG@k, MRR@k, MRR) under a stated
+    protocol: full ranking by default, or --negatives 100 --sampling popularity|uniform for the
+    papers' sampled protocol. Every figure is printed with its protocol."""
+    from rich import box
+    from rich.table import Table
+
+    from .. import checkpoint as ckpt
+    from ..inference import data_for, evaluate_checkpoint, load_model, resolve_checkpoint
+    from ..training import pick_device
+
+    device = pick_device(use_cuda)
+    spec = _spec(split, cutoffs, negatives, sampling, filter_seen, sample_seed, eval_batch_size)
+    chosen = ckpt.read_checkpoint(checkpoint) if checkpoint is not None else resolve_checkpoint(model_dir, epoch)
+    data = data_for(chosen, test_dir)
+    lm = load_model(chosen, device)
+    result = evaluate_checkpoint(lm, data, spec)
+    say(f"model:{chosen.path} ({lm.name}, epoch {chosen.epoch}) on {data.folder} {split} split")
+    say(f"protocol: {result.description}")
+    table = Table(title=f"{result.predictions:,} predictions, {result.seconds:.1f}s", title_justify="left", box=box.SIMPLE)
+    table.add_column("metric")
+    table.add_column(f"value [{result.protocol}]", justify="right")
+    for k, v in result.metrics.items():
+        table.add_row(_metric_label(k), f"{v:.4f}")
+    out.print(table)
+    dest = output_json or chosen.path / f"eval_{split}_{result.protocol}.json"
+    write_json(
+        dest,
+        {
+            "checkpoint": str(chosen.path),
+            "model": lm.name,
+            "epoch": chosen.epoch,
+            "data": str(data.folder),
+            "split": split,
+            "protocol": result.protocol,
+            "protocol_description": result.description,
+            "predictions": result.predictions,
+            "metrics": result.metrics,
+            "seconds": round(result.seconds, 3),
+        },
+    )
+    say(f"wrote {dest}")
+
+
+def recommend(
+    model_dir: ModelDir = formats.MODEL_DIR,
+    epoch: Epoch = None,
+    checkpoint: Annotated[
+        Optional[Path], typer.Option("--checkpoint", help="A checkpoint folder (instead of --model-dir/--epoch).", show_default=False)
+    ] = None,
+    input: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--input",
+            help="Sequences of RAW item ids, one per line, space-separated, oldest first.",
+            show_default="the test sequences of the data the model was trained on",
+        ),
+    ] = None,
+    test_dir: TestDir = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Items to recommend per sequence.")] = 10,
+    exclude_seen: Annotated[bool, typer.Option("--exclude-seen", help="Never recommend an item already in the sequence.")] = False,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", help="TSV to write (id, then the raw item ids, best first).", show_default="<model-dir>/recommendations.tsv"),
+    ] = None,
+    eval_batch_size: EvalBatchSize = 512,
+    use_cuda: UseCuda = False,
+) -> None:
+    """Top-k next items after each sequence, as raw item ids through the vocabulary. By default
+    for every test sequence of the training data (for leave-one-out data: every user's full
+    history, i.e. a recommendation beyond the data)."""
+    from .. import checkpoint as ckpt
+    from ..inference import data_for, load_model, recommend as rec, resolve_checkpoint
+    from ..training import pick_device
+
+    device = pick_device(use_cuda)
+    chosen = ckpt.read_checkpoint(checkpoint) if checkpoint is not None else resolve_checkpoint(model_dir, epoch)
+    data = data_for(chosen, test_dir)
+    vocab = formats.read_vocab(data.vocab_file)
+    if input is None:
+        seqs = data.split("test")
+        ids = data.users or [str(i + 1) for i in range(len(seqs))]
+        empty: list[int] = []
+    else:
+        seqs, ids, empty, unknown = _read_raw_sequences(input, {raw: i + 1 for i, raw in enumerate(vocab)})
+        if unknown:
+            say(f"note: {unknown:,} item ids of {input} are not in the vocabulary and were ignored")
+    lm = load_model(chosen, device)
+    top = rec(lm, seqs, top_k, exclude_seen, eval_batch_size)
+    dest = output or (chosen.path.parent / "recommendations.tsv")
+    rows = {i: " ".join(vocab[j - 1] for j in r if j > 0) for i, r in enumerate(top)}
+    with atomic_path(dest) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write("id\titems\n")
+            for i, ident in enumerate(ids):
+                fh.write(f"{ident}\t{rows.get(i, '') if i not in empty else ''}\n")
+    say(f"model:{chosen.path} top-{top_k} for {len(ids):,} sequences -> {dest}")
+    if empty:
+        say(f"note: {len(empty):,} input lines had no known item and got no recommendation")
+
+
+def _read_raw_sequences(path: Path, index: dict[str, int]):
+    """Raw-id lines -> (Sequences of indices, line ids, lines left empty, unknown item count)."""
+    if not path.is_file():
+        raise BadInputError(path, "input file not found")
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    if not lines:
+        raise BadInputError(path, "empty input file")
+    seqs, empty, unknown = [], [], 0
+    for no, line in enumerate(lines):
+        tokens = line.split()
+        mapped = [index[t] for t in tokens if t in index]
+        unknown += len(tokens) - len(mapped)
+        if not mapped:
+            empty.append(no)
+            mapped = [1]  # placeholder, its output is blanked
+        seqs.append(mapped)
+    return formats.Sequences.from_lists(seqs), [str(i + 1) for i in range(len(lines))], empty, unknown

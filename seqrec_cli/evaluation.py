@@ -1,0 +1,158 @@
+"""Evaluation protocols shared by every model: full ranking or sampled negatives, labelled.
+
+A model contributes only a stream of :class:`ScoreBatch` (scores of every item for a batch of
+predictions); this module turns them into metrics under the chosen protocol, so the rank and
+tie rules are the same for every model. Protocols (PROTOCOLS.md §4):
+
+* full ranking (default): the target against every item 1..N;
+* sampled: the target against K negatives drawn per sequence by popularity (training counts) or
+  uniformly, never one of the sequence's own items, seeded.
+
+``eval_target`` of the data decides which positions are predictions: the last item of each line
+("last", leave-one-out) or every position after the first ("all", session-based).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .formats import Sequences
+from .metrics import MetricAccumulator, full_ranks, sampled_ranks
+
+
+@dataclass
+class ScoreBatch:
+    scores: torch.Tensor  # [b, V] scores of every index; padding (and [MASK]) columns are -inf
+    targets: np.ndarray  # [b] item to predict (0 = unknown: recommendation after the sequence)
+    rows: np.ndarray  # [b] index of the sequence
+    target_pos: np.ndarray  # [b] position of the target in its sequence; the history is seq[:target_pos]
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    split: str = "test"
+    cutoffs: tuple[int, ...] = (1, 5, 10, 20)
+    negatives: int = 0  # 0 = full ranking
+    sampling: str = "popularity"  # popularity | uniform (with negatives > 0)
+    filter_seen: bool = False  # full ranking: the items already in the history cannot be recommended
+    seed: int = 0  # for sampled negatives
+    batch_size: int = 256  # predictions scored at once: bounds the [batch, items] score matrix
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    predictions: int
+    protocol: str  # short label, e.g. "full" or "popularity-100"
+    description: str  # one sentence for people
+    seconds: float
+
+
+def hit_name(eval_target: str) -> str:
+    """'recall' in the session-based literature (GRU4Rec), 'hr' in the leave-one-out literature."""
+    return "recall" if eval_target == "all" else "hr"
+
+
+def protocol_labels(spec: EvalSpec, eval_target: str, n_items: int) -> tuple[str, str]:
+    where = "last item of each line (leave-one-out)" if eval_target == "last" else "every position of every line"
+    if spec.negatives > 0:
+        short = f"{spec.sampling}-{spec.negatives}"
+        desc = (
+            f"sampled: target vs {spec.negatives} {spec.sampling}-sampled negatives (none of the sequence's own items, "
+            f"seed {spec.seed}); {where}; pessimistic ties"
+        )
+    else:
+        short = "full"
+        desc = f"full ranking over all {n_items:,} items; {where}; pessimistic ties"
+        if spec.filter_seen:
+            short += "+filter-seen"
+            desc += "; items already in the history excluded"
+    return short, desc
+
+
+def sample_negatives(
+    seqs: Sequences, n_items: int, k: int, counts: np.ndarray | None, seed: int, chunk: int = 2048
+) -> torch.Tensor:
+    """[n_seqs, k] negatives per sequence, without replacement, excluding the sequence's items.
+
+    Weighted sampling without replacement by the Gumbel-top-k trick: the k largest of
+    log(w) + Gumbel noise are a draw of k items without replacement proportional to w.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    weights = torch.ones(n_items + 1, dtype=torch.float64) if counts is None else torch.tensor(counts, dtype=torch.float64)
+    weights[0] = 0.0
+    log_w = torch.log(weights.clamp(min=0))  # -inf where weight 0
+    out = torch.empty(len(seqs), k, dtype=torch.long)
+    for start in range(0, len(seqs), chunk):
+        stop = min(start + chunk, len(seqs))
+        b = stop - start
+        u = torch.rand(b, n_items + 1, generator=gen, dtype=torch.float64).clamp_(min=1e-300)
+        keys = log_w.expand(b, -1) - torch.log(-torch.log(u))
+        lengths = seqs.lengths[start:stop]
+        row = np.repeat(np.arange(b), lengths)
+        items = seqs.items[seqs.offsets[start] : seqs.offsets[stop]]
+        keys[torch.from_numpy(row), torch.from_numpy(items)] = float("-inf")
+        available = torch.isfinite(keys).sum(1)
+        if (available < k).any():
+            raise ValueError(f"fewer than {k} candidate negatives for some sequence; lower --negatives")
+        out[start:stop] = keys.topk(k, dim=1).indices
+    return out
+
+
+def evaluate_batches(
+    batches: Iterable[ScoreBatch],
+    seqs: Sequences,
+    n_items: int,
+    eval_target: str,
+    spec: EvalSpec,
+    train_counts: np.ndarray | None = None,
+) -> EvalResult:
+    """Consume score batches and return metrics under ``spec``'s protocol."""
+    start = time.perf_counter()
+    acc = MetricAccumulator(spec.cutoffs, hit_name(eval_target))
+    negatives = None
+    if spec.negatives > 0:
+        counts = train_counts if spec.sampling == "popularity" else None
+        negatives = sample_negatives(seqs, n_items, spec.negatives, counts, spec.seed)
+    for batch in batches:
+        scores = batch.scores.float()
+        targets = torch.from_numpy(batch.targets).to(scores.device)
+        if negatives is not None:
+            neg = negatives[torch.from_numpy(batch.rows)].to(scores.device)  # [b, K]
+            ranks = sampled_ranks(scores.gather(1, targets.view(-1, 1)).squeeze(1), scores.gather(1, neg))
+        else:
+            if spec.filter_seen:
+                mask_history(scores, seqs, batch.rows, batch.target_pos)
+            ranks = full_ranks(scores, targets)
+        acc.add(ranks)
+    short, desc = protocol_labels(spec, eval_target, n_items)
+    return EvalResult(acc.result(), acc.count, short, desc, time.perf_counter() - start)
+
+
+def mask_history(scores: torch.Tensor, seqs: Sequences, rows: np.ndarray, target_pos: np.ndarray) -> None:
+    """Set the scores of each prediction's history items (seq[:target_pos]) to -inf, in place."""
+    lengths = np.asarray(target_pos, dtype=np.int64)
+    b = np.repeat(np.arange(len(rows)), lengths)
+    offs = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+    pos = np.arange(int(lengths.sum())) - np.repeat(offs, lengths)
+    items = seqs.items[seqs.offsets[rows][b] + pos]
+    scores[torch.from_numpy(b).to(scores.device), torch.from_numpy(items).to(scores.device)] = float("-inf")
+
+
+def prediction_positions(seqs: Sequences, eval_target: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, target_pos) of every prediction of a split, in order: the last item of each line, or
+    every position after the first."""
+    lengths = seqs.lengths
+    if eval_target == "last":
+        rows = np.flatnonzero(lengths >= 2)
+        return rows, lengths[rows] - 1
+    n_pred = np.clip(lengths - 1, 0, None)
+    rows = np.repeat(np.arange(len(seqs)), n_pred)
+    offs = np.concatenate([[0], np.cumsum(n_pred)])[:-1]
+    target_pos = np.arange(int(n_pred.sum())) - np.repeat(offs, n_pred) + 1
+    return rows, target_pos

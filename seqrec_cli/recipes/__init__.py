@@ -1,0 +1,1 @@
+"""Model recipes: what training and scoring need to know about each model."""

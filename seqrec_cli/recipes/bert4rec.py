@@ -1,0 +1,238 @@
+"""Training and scoring BERT4Rec.
+
+Objectives (``--objective``): ``cloze`` (BERT's masked items, what ``pretrain`` uses), ``last``
+(only the last item of each window masked: exactly the next-item task of the test) and ``both``
+(the paper's: cloze samples plus last-item samples every epoch). AdamW with decoupled weight
+decay (none on biases and LayerNorm), linear warm-up then linear decay to 0, gradient clipping.
+Batches hold windows of similar length, padded only to the longest in the batch.
+
+Scoring appends [MASK] to the history (cut to ``max_len`` from the left) and ranks the scores of
+that position; the test target is never part of any training input (formats.check_no_leakage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.masking import bucketed_batches, cloze_mask, last_mask, left_pad, make_windows
+from ..errors import SeqrecError
+from ..evaluation import EvalSpec, ScoreBatch, evaluate_batches, prediction_positions
+from ..formats import ProcessedData, Sequences
+from ..models.bert4rec import Bert4Rec, Bert4RecConfig
+from ..training import Recipe
+
+OBJECTIVES = ("cloze", "last", "both")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class Bert4RecTrainConfig:
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3  # peak learning rate after warm-up
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    max_grad_norm: float = 5.0
+    mask_prob: float = 0.2  # share of positions chosen for the cloze objective
+    objective: str = "both"  # cloze | last | both
+    window_step: int = 0  # sliding step of the training windows; 0 = max_len (no overlap)
+    precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 on CUDA) | fp32 | bf16 | fp16 (CUDA)
+    seed: int = 42
+
+    def check(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise SeqrecError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.precision not in PRECISIONS:
+            raise SeqrecError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not 0 < self.mask_prob < 1:
+            raise SeqrecError("--mask-prob must be between 0 and 1")
+        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0 or self.window_step < 0:
+            raise SeqrecError("--batch-size and --epochs must be >= 1, --lr > 0, --window-step >= 0")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision == "fp16" and device.type != "cuda":
+        raise SeqrecError("--precision fp16 needs --use-cuda; on the CPU use bf16 or fp32")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class Bert4RecRecipe(Recipe):
+    name = "bert4rec"
+    valid_key = "ndcg@10"
+    loss_label = "loss"
+
+    def __init__(
+        self,
+        data: ProcessedData,
+        model_config: Bert4RecConfig,
+        train_config: Bert4RecTrainConfig,
+        device: torch.device,
+        eval_batch_size: int = 256,
+        init_state: dict | None = None,
+        stage: str = "train",
+    ):
+        train_config.check()
+        self.data = data
+        self.model_config = model_config
+        self.tc = train_config
+        self.device = device
+        self.stage = stage
+        self.eval_batch_size = eval_batch_size
+        self.max_grad_norm = train_config.max_grad_norm
+        self.dtype = autocast_dtype(train_config.precision, device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+        self.model = Bert4Rec(model_config).to(device)
+        if init_state is not None:
+            self.model.load_state_dict(init_state)
+        self.rng = np.random.default_rng(train_config.seed)
+        step = train_config.window_step or model_config.max_len
+        self.windows = make_windows(data.split("train"), model_config.max_len, step)
+        self.n_samples = len(self.windows) * (2 if train_config.objective == "both" else 1)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "stage": self.stage,
+            "model_config": asdict(self.model_config),
+            "train_config": asdict(self.tc),
+        }
+
+    def summary(self) -> list[str]:
+        c = self.model_config
+        n = sum(p.numel() for p in self.model.parameters())
+        return [
+            f"bert4rec: {c.num_layers} layers x {c.num_heads} heads, hidden {c.hidden_size}, feed-forward "
+            f"{c.intermediate_size}, max length {c.max_len}, {c.n_items:,} items, {n:,} parameters",
+            f"objective {self.tc.objective} (mask prob {self.tc.mask_prob}), AdamW lr {self.tc.lr} "
+            f"(warm-up {self.tc.warmup_steps} steps, linear decay), batch {self.tc.batch_size}, "
+            f"{len(self.windows):,} training windows -> {self.n_samples:,} samples/epoch on {self.device.type}"
+            + (f" ({self.dtype})" if self.dtype else ""),
+        ]
+
+    def make_optimizer(self, total_steps: int):
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.tc.lr,
+        )
+        warm = max(1, self.tc.warmup_steps)
+        total = max(total_steps, warm + 1)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (total - step) / (total - warm))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+    def steps_per_epoch(self) -> int:
+        return -(-self.n_samples // self.tc.batch_size)
+
+    def epoch_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        w = self.windows
+        parts_in, parts_lab = [], []
+        if self.tc.objective in ("cloze", "both"):
+            i, lab = cloze_mask(w, self.tc.mask_prob, self.model_config.n_items, self.rng)
+            parts_in.append(i)
+            parts_lab.append(lab)
+        if self.tc.objective in ("last", "both"):
+            i, lab = last_mask(w, self.model_config.n_items)
+            parts_in.append(i)
+            parts_lab.append(lab)
+        inputs = np.concatenate(parts_in)
+        labels = np.concatenate(parts_lab)
+        lengths = np.tile(w.lengths, len(parts_in))
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        for rows in bucketed_batches(lengths, self.tc.batch_size, self.rng):
+            yield left_pad(inputs, offsets, rows), left_pad(labels, offsets, rows)
+
+    def train_step(self, batch: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, float, int]:
+        items = torch.from_numpy(batch[0]).to(self.device)  # [B, T]
+        labels = torch.from_numpy(batch[1]).to(self.device)  # [B, T]
+        select = labels > 0
+        with autocast(self.device, self.dtype):
+            logits = self.model(items, select)  # [M, V]
+        loss = F.cross_entropy(logits.float(), labels[select])
+        n = int(select.sum())
+        return loss, float(loss.detach()) * n, n
+
+    def validate(self) -> dict[str, float] | None:
+        if "valid" not in self.data.splits:
+            return None
+        seqs = self.data.splits["valid"]
+        target = self.data.manifest.eval_target
+        result = evaluate_batches(
+            score_batches(self.model, seqs, target, self.eval_batch_size, self.device, self.dtype),
+            seqs,
+            self.data.n_items,
+            target,
+            EvalSpec(split="valid", cutoffs=(10, 20)),
+        )
+        return result.metrics
+
+    def rng_state(self) -> dict[str, Any]:
+        return {"numpy": self.rng.bit_generator.state}
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["numpy"]
+
+
+@torch.no_grad()
+def score_batches(
+    model: Bert4Rec,
+    seqs: Sequences,
+    mode: str,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+) -> Iterator[ScoreBatch]:
+    """Scores of a [MASK] appended to each history (the last ``max_len - 1`` items before the target).
+
+    mode "last"/"all": the predictions of the split (see evaluation.prediction_positions); mode
+    "next": after each whole sequence (recommendation, target unknown).
+    """
+    model.eval()
+    if mode == "next":
+        rows = np.arange(len(seqs))
+        target_pos = seqs.lengths.copy()
+    else:
+        rows, target_pos = prediction_positions(seqs, mode)
+    keep = model.config.max_len - 1
+    hist_len = np.minimum(target_pos, keep)
+    order = np.argsort(hist_len, kind="stable")  # similar lengths together: little padding
+    mask = model.config.mask_index
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        r, tp, hl = rows[idx], target_pos[idx], hist_len[idx]
+        # the history of prediction j is seq[r_j][tp_j - hl_j : tp_j]; append [MASK]
+        offs = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(hl + 1, out=offs[1:])
+        flat = np.full(int(offs[-1]), mask, dtype=np.int64)
+        within = np.arange(int(hl.sum())) - np.repeat(np.cumsum(hl) - hl, hl)
+        src = np.repeat(seqs.offsets[r] + tp - hl, hl) + within
+        flat[np.repeat(offs[:-1], hl) + within] = seqs.items[src]
+        batch = torch.from_numpy(left_pad(flat, offs, np.arange(len(idx)))).to(device)  # [b, T]
+        with autocast(device, dtype):
+            scores = model.score_last(batch)
+        targets = np.where(tp < seqs.lengths[r], seqs.items[np.minimum(seqs.offsets[r] + tp, len(seqs.items) - 1)], 0)
+        yield ScoreBatch(scores.float(), targets, r, tp)
