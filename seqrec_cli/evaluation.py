@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import SeqrecError
 from .formats import Sequences
 from .metrics import MetricAccumulator, full_ranks, sampled_ranks
 
@@ -99,7 +100,11 @@ def sample_negatives(
         keys[torch.from_numpy(row), torch.from_numpy(items)] = float("-inf")
         available = torch.isfinite(keys).sum(1)
         if (available < k).any():
-            raise ValueError(f"fewer than {k} candidate negatives for some sequence; lower --negatives")
+            row = start + int(torch.nonzero(available < k)[0])
+            raise SeqrecError(
+                f"line {row + 1} of the split leaves fewer than {k} items that are not its own to sample "
+                "negatives from; lower --negatives"
+            )
         out[start:stop] = keys.topk(k, dim=1).indices
     return out
 

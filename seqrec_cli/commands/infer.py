@@ -171,6 +171,7 @@ def evaluate(
     protocol: full ranking by default, or --negatives 100 --sampling popularity|uniform for the
     papers' sampled protocol. Every figure is printed with its protocol."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from .. import checkpoint as ckpt
@@ -187,7 +188,7 @@ def evaluate(
     say(f"protocol: {result.description}")
     table = Table(title=f"{result.predictions:,} predictions, {result.seconds:.1f}s", title_justify="left", box=box.SIMPLE)
     table.add_column("metric")
-    table.add_column(f"value [{result.protocol}]", justify="right")
+    table.add_column(escape(f"value [{result.protocol}]"), justify="right")
     for k, v in result.metrics.items():
         table.add_row(_metric_label(k), f"{v:.4f}")
     out.print(table)

@@ -192,7 +192,9 @@ def _bert_command(stage: str):
                 hidden=stage == "pretrain",
             ),
         ] = None,
-        epochs: Annotated[int, typer.Option(min=1, help="Passes over the training windows.")] = 100 if stage == "train" else 50,
+        epochs: Annotated[
+            int, typer.Option(min=1, help="Passes over the training windows (the learning rate decays to 0 at the last).")
+        ] = 100 if stage == "train" else 50,
         batch_size: Annotated[int, typer.Option(min=1, help="Samples per step.")] = 128,
         lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW) after warm-up; decays linearly to 0.")] = 1e-3,
         weight_decay: Annotated[float, typer.Option(min=0.0, help="AdamW weight decay (not on biases and LayerNorm).")] = 0.01,
@@ -202,10 +204,17 @@ def _bert_command(stage: str):
         objective: Annotated[
             str,
             typer.Option(
-                help="cloze | last (only the last item masked: the test task) | both (the paper's: cloze + last).",
+                help="cloze | last (only the last item masked: the test task) | both (the paper's: cloze + some last-item samples).",
                 hidden=stage == "pretrain",
             ),
         ] = "both" if stage == "train" else "cloze",
+        last_share: Annotated[
+            float,
+            typer.Option(
+                min=0.0, max=1.0, help="--objective both: share of windows that also give a last-item sample each epoch.",
+                hidden=stage == "pretrain",
+            ),
+        ] = 0.1,
         window_step: Annotated[
             int, typer.Option(min=0, help="Sliding step of the training windows over long sequences (0 = max length).")
         ] = 0,
@@ -269,10 +278,10 @@ def _bert_command(stage: str):
                     setattr(model_config, k, v)
             else:
                 model_config = Bert4RecConfig(n_items=data.n_items, **arch)
-            model_config.check()
+            model_config.check(str(config) if config is not None else "architecture options")
         train_config = Bert4RecTrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
-            max_grad_norm=max_grad_norm, mask_prob=mask_prob, objective="cloze" if stage == "pretrain" else objective,
+            max_grad_norm=max_grad_norm, mask_prob=mask_prob, objective="cloze" if stage == "pretrain" else objective, last_share=last_share,
             window_step=window_step, precision=precision, seed=seed,
         )  # fmt: skip
         seed_everything(seed)

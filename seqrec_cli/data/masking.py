@@ -25,6 +25,8 @@ MASK_SHARE, RANDOM_SHARE = 0.8, 0.1  # of the chosen positions; the remaining 0.
 
 def make_windows(seqs: Sequences, max_len: int, step: int) -> Sequences:
     """Cut sequences into windows of at most ``max_len`` items (see the module docstring)."""
+    if not 1 <= step <= max_len:
+        raise ValueError(f"window step must be in 1..max_len ({max_len}), got {step}: larger steps would skip items")
     lengths = seqs.lengths
     extra = np.maximum(lengths - max_len, 0)
     n_win = 1 + -(-extra // step)  # ceil

@@ -62,6 +62,17 @@ class Bert4RecConfig:
         return self.n_items + 1
 
     def check(self, source: str = "config") -> None:
+        """Types and ranges of every field, so a bad config file is an error line, not a traceback."""
+        for name in ("n_items", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BadInputError(source, f"{_key(name)} must be a positive integer, got {value!r}")
+        for name in ("hidden_dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise BadInputError(source, f"{_key(name)} must be a number in [0, 1), got {value!r}")
+        if isinstance(self.initializer_range, bool) or not isinstance(self.initializer_range, (int, float)) or self.initializer_range <= 0:
+            raise BadInputError(source, f"initializer_range must be a positive number, got {self.initializer_range!r}")
         if self.hidden_size % self.num_heads:
             raise BadInputError(source, f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_heads}")
         if self.hidden_act not in ACTIVATIONS:
@@ -105,6 +116,14 @@ class Bert4RecConfig:
             raise BadInputError(path, str(exc)) from None
         cfg.check(str(path))
         return cfg
+
+
+def _key(field_name: str) -> str:
+    """The BERT-style JSON key of a config field (for messages)."""
+    for key, name in BERT_JSON_KEYS.items():
+        if name == field_name:
+            return key
+    return field_name
 
 
 class EncoderLayer(nn.Module):

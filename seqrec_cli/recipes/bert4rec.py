@@ -2,7 +2,9 @@
 
 Objectives (``--objective``): ``cloze`` (BERT's masked items, what ``pretrain`` uses), ``last``
 (only the last item of each window masked: exactly the next-item task of the test) and ``both``
-(the paper's: cloze samples plus last-item samples every epoch). AdamW with decoupled weight
+(the paper's: every window as a cloze sample, plus last-item samples of a random
+``last_share`` of the windows each epoch; the original code made one last-item sample per user
+beside ten cloze copies, i.e. about 0.1). AdamW with decoupled weight
 decay (none on biases and LayerNorm), linear warm-up then linear decay to 0, gradient clipping.
 Batches hold windows of similar length, padded only to the longest in the batch.
 
@@ -42,6 +44,7 @@ class Bert4RecTrainConfig:
     max_grad_norm: float = 5.0
     mask_prob: float = 0.2  # share of positions chosen for the cloze objective
     objective: str = "both"  # cloze | last | both
+    last_share: float = 0.1  # "both": windows that also give a last-item sample each epoch
     window_step: int = 0  # sliding step of the training windows; 0 = max_len (no overlap)
     precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 on CUDA) | fp32 | bf16 | fp16 (CUDA)
     seed: int = 42
@@ -53,6 +56,8 @@ class Bert4RecTrainConfig:
             raise SeqrecError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.mask_prob < 1:
             raise SeqrecError("--mask-prob must be between 0 and 1")
+        if not 0 <= self.last_share <= 1:
+            raise SeqrecError("--last-share must be between 0 and 1")
         if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0 or self.window_step < 0:
             raise SeqrecError("--batch-size and --epochs must be >= 1, --lr > 0, --window-step >= 0")
 
@@ -103,8 +108,17 @@ class Bert4RecRecipe(Recipe):
             self.model.load_state_dict(init_state)
         self.rng = np.random.default_rng(train_config.seed)
         step = train_config.window_step or model_config.max_len
+        if step > model_config.max_len:
+            raise SeqrecError(
+                f"--window-step {step} is larger than the max length {model_config.max_len}: items between "
+                "windows would never be trained on"
+            )
         self.windows = make_windows(data.split("train"), model_config.max_len, step)
-        self.n_samples = len(self.windows) * (2 if train_config.objective == "both" else 1)
+        n = len(self.windows)
+        self.n_last = n if train_config.objective == "last" else 0
+        if train_config.objective == "both":
+            self.n_last = int(round(train_config.last_share * n))
+        self.n_samples = (n if train_config.objective != "last" else 0) + self.n_last
 
     def config(self) -> dict[str, Any]:
         return {
@@ -120,7 +134,9 @@ class Bert4RecRecipe(Recipe):
         return [
             f"bert4rec: {c.num_layers} layers x {c.num_heads} heads, hidden {c.hidden_size}, feed-forward "
             f"{c.intermediate_size}, max length {c.max_len}, {c.n_items:,} items, {n:,} parameters",
-            f"objective {self.tc.objective} (mask prob {self.tc.mask_prob}), AdamW lr {self.tc.lr} "
+            f"objective {self.tc.objective} (mask prob {self.tc.mask_prob}"
+            + (f", last-item samples for {self.tc.last_share:.0%} of windows" if self.tc.objective == "both" else "")
+            + f"), AdamW lr {self.tc.lr} "
             f"(warm-up {self.tc.warmup_steps} steps, linear decay), batch {self.tc.batch_size}, "
             f"{len(self.windows):,} training windows -> {self.n_samples:,} samples/epoch on {self.device.type}"
             + (f" ({self.dtype})" if self.dtype else ""),
@@ -149,18 +165,16 @@ class Bert4RecRecipe(Recipe):
 
     def epoch_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         w = self.windows
-        parts_in, parts_lab = [], []
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (inputs, labels, lengths)
         if self.tc.objective in ("cloze", "both"):
-            i, lab = cloze_mask(w, self.tc.mask_prob, self.model_config.n_items, self.rng)
-            parts_in.append(i)
-            parts_lab.append(lab)
-        if self.tc.objective in ("last", "both"):
-            i, lab = last_mask(w, self.model_config.n_items)
-            parts_in.append(i)
-            parts_lab.append(lab)
-        inputs = np.concatenate(parts_in)
-        labels = np.concatenate(parts_lab)
-        lengths = np.tile(w.lengths, len(parts_in))
+            parts.append((*cloze_mask(w, self.tc.mask_prob, self.model_config.n_items, self.rng), w.lengths))
+        if self.n_last:
+            chosen = np.sort(self.rng.choice(len(w), self.n_last, replace=False))
+            sub = Sequences(*_take(w, chosen))
+            parts.append((*last_mask(sub, self.model_config.n_items), sub.lengths))
+        inputs = np.concatenate([p[0] for p in parts])
+        labels = np.concatenate([p[1] for p in parts])
+        lengths = np.concatenate([p[2] for p in parts])
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         for rows in bucketed_batches(lengths, self.tc.batch_size, self.rng):
@@ -195,6 +209,15 @@ class Bert4RecRecipe(Recipe):
 
     def load_rng_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["numpy"]
+
+
+def _take(seqs: Sequences, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(items, offsets) of the selected rows of a Sequences, vectorised."""
+    lens = seqs.lengths[rows]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    src = np.repeat(seqs.offsets[rows], lens) + np.arange(offsets[-1]) - np.repeat(offsets[:-1], lens)
+    return seqs.items[src], offsets
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ import torch
 from ..data.sampling import PopularitySampler, popularity
 from ..data.session_parallel import Step, count_steps, session_parallel
 from ..errors import SeqrecError
-from ..evaluation import EvalSpec, ScoreBatch, evaluate_batches
+from ..evaluation import EvalSpec, ScoreBatch, evaluate_batches, hit_name
 from ..formats import ProcessedData, Sequences
 from ..models import losses
 from ..models.gru4rec import GRU4Rec, GRU4RecConfig
@@ -78,6 +78,7 @@ class GRU4RecRecipe(Recipe):
         eval_batch_size: int = 512,
     ):
         train_config.check()
+        self.valid_key = f"{hit_name(data.manifest.eval_target)}@20"  # recall@20 on sessions, hr@20 leave-one-out
         self.data = data
         self.train = data.split("train")
         self.model_config = model_config
