@@ -28,53 +28,29 @@ from pathlib import Path
 
 import numpy as np
 
-from seqrec_cli.datasets.rsc15 import civil_from_days, digit_words, pack_words
 from seqrec_cli.fileio import atomic_path
 
 START_MS = 1_396_310_400_000  # 2014-04-01T00:00:00Z
 DAY_MS = 86_400_000
 CHUNK_SESSIONS = 500_000  # sessions generated and written at a time (fixed: part of the output's definition)
+LINE = "%d,%sZ,%d,%s\n"  # SessionId,Timestamp,ItemId,Category
 
 
-def iso_words(ms: np.ndarray) -> np.ndarray:
-    """Unix milliseconds -> (n, 6) block of 4-byte words spelling ``YYYY-MM-DDTHH:MM:SS.sssZ``."""
-    days = ms // DAY_MS
-    rem = ms - days * DAY_MS
-    year, month, day = civil_from_days(days)
-    hour, rem = rem // 3_600_000, rem % 3_600_000
-    minute, rem = rem // 60_000, rem % 60_000
-    second, milli = rem // 1000, rem % 1000
-    out = np.empty((len(ms), 24), dtype=np.uint8)
-
-    def put(pos: int, value: np.ndarray, width: int) -> None:
-        for k in range(width):
-            out[:, pos + width - 1 - k] = (value // 10**k) % 10 + 48
-
-    put(0, year, 4)
-    put(5, month, 2)
-    put(8, day, 2)
-    put(11, hour, 2)
-    put(14, minute, 2)
-    put(17, second, 2)
-    put(20, milli, 3)
-    for pos, ch in {4: "-", 7: "-", 10: "T", 13: ":", 16: ":", 19: ".", 23: "Z"}.items():
-        out[:, pos] = ord(ch)
-    return out.view(np.uint32)
+def iso_text(ms: np.ndarray) -> list[str]:
+    """Unix milliseconds -> ``YYYY-MM-DDTHH:MM:SS.sss`` (UTC; the caller adds the Z)."""
+    return np.datetime_as_string(ms.astype("datetime64[ms]"), unit="ms").tolist()
 
 
-def category_words(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+def categories(rng: np.random.Generator, n: int) -> list[str]:
     u = rng.random(n)
     value = np.zeros(n, dtype=np.int64)
     digits_1_12 = (u >= 0.85) & (u < 0.98)
     value[digits_1_12] = rng.integers(1, 13, int(digits_1_12.sum()))
     brand = u >= 0.98
     value[brand] = rng.integers(2_000_000_000, 2_100_000_000, int(brand.sum()))
-    words = digit_words(value)
-    special = (u >= 0.70) & (u < 0.85)
-    for w in words:
-        w[special] = 0
-    words[-1][special] = np.frombuffer(b"S\0\0\0", dtype=np.uint32)[0]
-    return words
+    text = value.astype(str).astype(object)
+    text[(u >= 0.70) & (u < 0.85)] = "S"
+    return text.tolist()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,9 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             base = np.repeat(offsets[first], lengths)
             when = np.repeat(starts[a:z], lengths) + offsets - base
             item = item_ids[np.searchsorted(cdf, rng.random(n), side="right").clip(max=args.items - 1)]
-            columns = [*digit_words(session), ord(","), iso_words(when), ord(","), *digit_words(item), ord(","),
-                       *category_words(rng, n), ord("\n")]
-            fh.write(pack_words(columns, n))
+            rows = zip(session.tolist(), iso_text(when), item.tolist(), categories(rng, n))
+            fh.write("".join(map(LINE.__mod__, rows)).encode("ascii"))
             lines += n
             print(f"{z}/{args.sessions} sessions, {lines} lines, {time.monotonic() - t0:.0f}s", file=sys.stderr)
     print(f"wrote {args.out}: {args.sessions} sessions, {lines} lines")

@@ -8,11 +8,9 @@ vocabulary is the one the model was trained with.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -141,9 +139,3 @@ def recommend(
         idx[~torch.isfinite(top.values).cpu().numpy()] = 0  # fewer than k recommendable items
         out[batch.rows, :k] = idx
     return out
-
-
-def timed(fn, *args, **kwargs) -> tuple[Any, float]:
-    t = time.perf_counter()
-    value = fn(*args, **kwargs)
-    return value, time.perf_counter() - t

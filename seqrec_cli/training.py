@@ -18,7 +18,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +95,11 @@ class Recipe(ABC):
         return None
 
     def rng_state(self) -> dict[str, Any]:
+        """States of the recipe's own generators (shuffling, masking, sampling), for checkpoints."""
         return {}
 
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        pass
+    def load_rng_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`rng_state` returned (on --resume)."""
 
     def summary(self) -> list[str]:
         n = sum(p.numel() for p in self.model.parameters())
@@ -327,7 +328,3 @@ def data_info(data: formats.ProcessedData, train_dir: Path) -> dict[str, Any]:
         "vocab_sha256": m.vocab_sha256,
         "seqrec_version": __version__,
     }
-
-
-def as_config(obj: Any) -> dict[str, Any]:
-    return asdict(obj)

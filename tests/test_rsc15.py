@@ -274,6 +274,16 @@ BAD_CLICKS = {
                    "bad timestamp 'yesterday' (expected ISO-8601 like 2014-04-07T10:51:09.277Z)"),
     "header line": (["SessionId,Timestamp,ItemId,Category"] + GOOD, 1,
                     "SessionId is not a non-negative integer: 'SessionId'"),
+    "empty session id": (GOOD[:1] + [",2014-04-02T09:00:00.000Z,100,0"] + GOOD[1:], 2,
+                         "SessionId is not a non-negative integer: ''"),
+    "id over 18 digits": (GOOD[:2] + ["1234567890123456789,2014-04-02T09:00:00.000Z,100,0"], 3,
+                          "SessionId is not a non-negative integer: '1234567890123456789'"),
+    "one-digit hour": (GOOD[:2] + ["3,2014-04-02T9:00:00.000Z,100,0"], 3,
+                       "bad timestamp '2014-04-02T9:00:00.000Z' (expected ISO-8601 like 2014-04-07T10:51:09.277Z)"),
+    "date only": (GOOD[:2] + ["3,2014-04-02,100,0"], 3,
+                  "bad timestamp '2014-04-02' (expected ISO-8601 like 2014-04-07T10:51:09.277Z)"),
+    "carriage return": (GOOD[:2] + ["3,2014-04-02T09:00:00.000Z,100,0\r7"], 3,
+                        "carriage return inside the line (line ends must be LF or CRLF)"),
 }
 
 
@@ -287,14 +297,18 @@ def test_bad_clicks(runner, workdir, case, crlf):
     assert listing(workdir) == ["clicks.dat"]
 
 
-def test_bad_line_found_beyond_the_first_block(runner, workdir, monkeypatch):
-    """Line numbers stay right when the file is read in many blocks."""
-    monkeypatch.setattr(rsc15, "READ_BLOCK", 64)
+@pytest.mark.parametrize("block", [64, 300])
+@pytest.mark.parametrize("bad, text", [("layout", "2014-04-08X"), ("calendar", "2014-13-08T")])
+def test_bad_line_found_beyond_the_first_block(runner, workdir, monkeypatch, block, bad, text):
+    """Line numbers stay right when the file is read in many blocks, blank lines included."""
+    monkeypatch.setattr(rsc15, "READ_BLOCK", block)
     lines = _raw_lines()
-    lines[40] = lines[40].replace("T", "X", 1)
+    lines[40] = lines[40].replace("T", "X", 1) if bad == "layout" else lines[40].replace("-04-", "-13-", 1)
+    lines[38:38] = [""]
+    lines[20:20] = [""]
     _write("clicks.dat", lines)
     line = _error_line(invoke(runner, "preprocess", "yoochoose", "--input", "clicks.dat"))
-    assert line.startswith("Error: clicks.dat:41: bad timestamp '2014-04-08X")
+    assert line.startswith(f"Error: clicks.dat:43: bad timestamp '{text}")
     assert listing(workdir) == ["clicks.dat"]
 
 
@@ -634,8 +648,8 @@ def test_text2id_on_srgnn_yoochoose_1_64(runner, workdir):
     assert data.manifest.counts["test"]["input_sessions"] == 15324
 
 
-def test_timestamp_parser_against_datetime():
-    """The array decoder agrees with datetime on random times 1970-2100, leap days included."""
+def test_timestamp_parser_against_datetime(tmp_path):
+    """Timestamps are read as datetime reads them, on random times 1970-2100, leap days included."""
     rng = np.random.default_rng(7)
     ms = np.concatenate([
         rng.integers(0, 4_102_444_800_000, 3000),  # 1970 .. 2100
@@ -643,8 +657,7 @@ def test_timestamp_parser_against_datetime():
     ])
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
     text = [(epoch + dt.timedelta(milliseconds=int(v))).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" for v in ms]
-    lines = "".join(f"1,{t},2,0\n" for t in text).encode()
-    b = np.zeros(len(lines) + 64, dtype=np.uint8)
-    b[32 : 32 + len(lines)] = np.frombuffer(lines, dtype=np.uint8)
-    session, item, got, n = rsc15._parse_click_block(b, 32, 32 + len(lines), Path("x"), 1)
-    assert n == len(ms) and (got == ms).all() and (session == 1).all() and (item == 2).all()
+    path = _write(tmp_path / "clicks.dat", [f"1,{t},2,0" for t in text])
+    ev = rsc15.read_clicks(path)
+    assert len(ev) == len(ms) and (ev.session == 1).all() and (ev.item == 2).all()
+    assert (ev.time == np.sort(ms, kind="stable")).all()
