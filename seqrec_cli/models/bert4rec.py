@@ -15,7 +15,6 @@ batch padded to max_len.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
