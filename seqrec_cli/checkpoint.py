@@ -117,6 +117,9 @@ def claim_model_dir(model_dir: Path, run: dict[str, Any], resume: bool, overwrit
     model_dir = Path(model_dir)
     existing = read_run(model_dir)
     epochs = list_epochs(model_dir)
+    if model_dir.is_dir():  # a run killed while writing a checkpoint leaves its temporary folder
+        for stale in model_dir.glob(f".{formats.CHECKPOINT_PREFIX}*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
     if existing is not None and not overwrite:
         if existing.get("model") != run["model"]:
             raise MismatchError(

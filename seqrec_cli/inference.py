@@ -87,6 +87,27 @@ def evaluate_checkpoint(
     return evaluate_batches(score_batches(lm, seqs, target, spec.batch_size), seqs, data.n_items, target, spec, counts)
 
 
+def evaluate_popularity(data: formats.ProcessedData, spec: EvalSpec) -> EvalResult:
+    """The yardstick: every prediction ranks items by their training popularity (ties pessimistic)."""
+    from .evaluation import prediction_positions
+
+    seqs = data.split(spec.split)
+    target = data.manifest.eval_target
+    if spec.filter_seen and target != "last":
+        raise SeqrecError("--filter-seen applies to leave-one-out data (eval target 'last') only")
+    counts = popularity(data.split("train").items, data.n_items)
+    scores = torch.tensor(counts, dtype=torch.float32)
+    scores[0] = float("-inf")
+    rows, target_pos = prediction_positions(seqs, target)
+
+    def batches() -> Iterator[ScoreBatch]:
+        for start in range(0, len(rows), spec.batch_size):
+            r, tp = rows[start : start + spec.batch_size], target_pos[start : start + spec.batch_size]
+            yield ScoreBatch(scores.expand(len(r), -1).clone(), seqs.items[seqs.offsets[r] + tp], r, tp)
+
+    return evaluate_batches(batches(), seqs, data.n_items, target, spec, counts)
+
+
 def resolve_checkpoint(model_dir: Path, epoch: int | None) -> ckpt.Checkpoint:
     """epoch_<epoch>, or the best epoch recorded in run.json, or the last one."""
     model_dir = Path(model_dir)

@@ -71,6 +71,7 @@ class Recipe(ABC):
     scaler: Any = None  # torch.amp.GradScaler when training in fp16
     valid_key: str = "ndcg@10"  # validation metric that picks the best epoch (higher is better)
     loss_label: str = "loss"
+    perplexity: bool = False  # the loss is a full-softmax cross-entropy: show exp(loss) too
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -233,9 +234,10 @@ class Trainer:
                     if n_steps - shown >= 20 or n_steps == 1:
                         elapsed = time.perf_counter() - t0
                         mean = loss_sum / max(1, n_targets)
+                        ppl = f" ppl {math.exp(min(mean, 50)):,.1f}" if recipe.perplexity else ""
                         tracker.advance(
                             n_steps - shown,
-                            status=f"{recipe.loss_label} {mean:.4f} | {n_targets / elapsed:,.0f} targets/s",
+                            status=f"{recipe.loss_label} {mean:.4f}{ppl} | {n_targets / elapsed:,.0f} targets/s",
                         )
                         shown = n_steps
                     if n_steps % run.log_every == 0:

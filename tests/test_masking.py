@@ -245,3 +245,14 @@ def test_bucketed_batches_smaller_than_one_batch():
 
 def lengths_sorted(values: np.ndarray) -> bool:
     return bool((np.diff(values) >= 0).all())
+
+
+def test_cloze_mask_force_last_always_masks_the_last_item():
+    rng = np.random.default_rng(7)
+    w = Sequences.from_lists([[5, 6, 7, 8], [9], [1, 2, 3]])
+    for _ in range(20):
+        inputs, labels = cloze_mask(w, 0.01, n_items=10, rng=rng, force_last=True)
+        last = w.offsets[1:] - 1
+        assert inputs[last].tolist() == [11, 11, 11]  # always [MASK], never the 10 % random / unchanged
+        assert labels[last].tolist() == [8, 9, 3]
+        assert ((labels > 0) == (labels == w.items) & (labels > 0)).all()

@@ -415,3 +415,30 @@ def test_params_file_errors(runner, workdir):
     broken.write_text("{not json", encoding="utf-8")
     _one_line_error(invoke(runner, "train", "gru4rec", "--train-dir", SAMPLE, "--params", broken, "--epochs", 1), "JSON")
     assert not (workdir / "model_output").exists()
+
+
+def test_popularity_baseline(runner, workdir):
+    """--baseline popularity ranks by training counts; its figures are labelled and saved."""
+    result = invoke(runner, "evaluate", "--baseline", "popularity", "--test-dir", SAMPLE, "--cutoffs", "10",
+                    "--output-json", "pop.json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "baseline:popularity" in result.stdout and "protocol: full ranking" in result.stdout
+    figures = json.loads((workdir / "pop.json").read_text())
+    assert figures["model"] == "popularity" and figures["protocol"] == "full"
+    # recompute by hand: rank of each user's last test item among training counts (pessimistic ties)
+    train = [list(map(int, line.split())) for line in (SAMPLE / "train.txt").read_text().splitlines()]
+    test = [list(map(int, line.split())) for line in (SAMPLE / "test.txt").read_text().splitlines()]
+    counts = {}
+    for seq in train:
+        for i in seq:
+            counts[i] = counts.get(i, 0) + 1
+    n_items = len((REPO / "vocab" / "sample.txt").read_text().splitlines())
+    score = [counts.get(i, 0) for i in range(n_items + 1)]
+    hits = 0
+    for seq in test:
+        t = seq[-1]
+        rank = sum(1 for i in range(1, n_items + 1) if score[i] >= score[t])
+        hits += rank <= 10
+    assert figures["metrics"]["hr@10"] == pytest.approx(hits / len(test))
+    bad = invoke(runner, "evaluate", "--baseline", "popularity")
+    assert bad.exit_code == 1 and bad.output.startswith("Error:") and "--test-dir" in bad.output

@@ -166,25 +166,45 @@ def evaluate(
             "--output-json", help="Where to write the figures.", show_default="<checkpoint>/eval_<split>_<protocol>.json"
         ),
     ] = None,
+    baseline: Annotated[
+        Optional[str],
+        typer.Option(
+            "--baseline",
+            help="Evaluate a baseline instead of a checkpoint: popularity (rank items by training counts); "
+            "needs --test-dir.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Evaluate one checkpoint with every metric (HR/recall@k, NDCG@k, MRR@k, MRR) under a stated
     protocol: full ranking by default, or --negatives 100 --sampling popularity|uniform for the
-    papers' sampled protocol. Every figure is printed with its protocol."""
+    papers' sampled protocol. Every figure is printed with its protocol. --baseline popularity
+    gives the yardstick a sequence model must beat."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
 
     from .. import checkpoint as ckpt
-    from ..inference import data_for, evaluate_checkpoint, load_model, resolve_checkpoint
+    from ..inference import data_for, evaluate_checkpoint, evaluate_popularity, load_model, resolve_checkpoint
     from ..training import pick_device
 
     device = pick_device(use_cuda)
     spec = _spec(split, cutoffs, negatives, sampling, filter_seen, sample_seed, eval_batch_size)
-    chosen = ckpt.read_checkpoint(checkpoint) if checkpoint is not None else resolve_checkpoint(model_dir, epoch)
-    data = data_for(chosen, test_dir)
-    lm = load_model(chosen, device)
-    result = evaluate_checkpoint(lm, data, spec)
-    say(f"model:{chosen.path} ({lm.name}, epoch {chosen.epoch}) on {data.folder} {split} split")
+    if baseline is not None:
+        if baseline != "popularity":
+            raise SeqrecError(f"--baseline must be popularity, got {baseline!r}")
+        if test_dir is None:
+            raise SeqrecError("--baseline popularity needs --test-dir (the processed data folder to evaluate on)")
+        data = formats.load_processed(test_dir)
+        result = evaluate_popularity(data, spec)
+        name, where, epoch_no = "popularity", "baseline:popularity", None
+    else:
+        chosen = ckpt.read_checkpoint(checkpoint) if checkpoint is not None else resolve_checkpoint(model_dir, epoch)
+        data = data_for(chosen, test_dir)
+        lm = load_model(chosen, device)
+        result = evaluate_checkpoint(lm, data, spec)
+        name, where, epoch_no = lm.name, f"model:{chosen.path}", chosen.epoch
+    say(f"{where} ({name}" + (f", epoch {epoch_no})" if epoch_no else ")") + f" on {data.folder} {split} split")
     say(f"protocol: {result.description}")
     table = Table(title=f"{result.predictions:,} predictions, {result.seconds:.1f}s", title_justify="left", box=box.SIMPLE)
     table.add_column("metric")
@@ -192,13 +212,18 @@ def evaluate(
     for k, v in result.metrics.items():
         table.add_row(_metric_label(k), f"{v:.4f}")
     out.print(table)
-    dest = output_json or chosen.path / f"eval_{split}_{result.protocol}.json"
+    if output_json is not None:
+        dest = output_json
+    elif baseline is not None:
+        dest = Path(test_dir) / f"baseline_{baseline}_{split}_{result.protocol}.json"
+    else:
+        dest = chosen.path / f"eval_{split}_{result.protocol}.json"
     write_json(
         dest,
         {
-            "checkpoint": str(chosen.path),
-            "model": lm.name,
-            "epoch": chosen.epoch,
+            "checkpoint": None if baseline else str(chosen.path),
+            "model": name,
+            "epoch": epoch_no,
             "data": str(data.folder),
             "split": split,
             "protocol": result.protocol,

@@ -225,6 +225,9 @@ def _bert_command(stage: str):
         intermediate_size: Annotated[int, typer.Option(min=1, help="Feed-forward width.")] = 256,
         dropout: Annotated[float, typer.Option(min=0.0, max=0.99, help="Hidden dropout.")] = 0.1,
         attention_dropout: Annotated[float, typer.Option(min=0.0, max=0.99, help="Attention dropout.")] = 0.1,
+        init_range: Annotated[
+            float, typer.Option(min=0.0, help="Std of the truncated-normal weight initialisation (BERT: 0.02).")
+        ] = 0.02,
         precision: Annotated[
             str, typer.Option(help="auto (fp32 on CPU, bf16/fp16 on CUDA) | fp32 | bf16 | fp16 (CUDA only).")
         ] = "auto",
@@ -248,9 +251,9 @@ def _bert_command(stage: str):
         data, folder = _load_data("bert4rec", train_dir)
         arch = dict(
             hidden_size=hidden_size, num_layers=layers, num_heads=heads, intermediate_size=intermediate_size,
-            hidden_dropout=dropout, attention_dropout=attention_dropout, max_len=max_len,
+            hidden_dropout=dropout, attention_dropout=attention_dropout, max_len=max_len, initializer_range=init_range,
         )  # fmt: skip
-        flag_of = dict(num_layers="layers", num_heads="heads", hidden_dropout="dropout")
+        flag_of = dict(num_layers="layers", num_heads="heads", hidden_dropout="dropout", initializer_range="init_range")
         given = {k: v for k, v in arch.items() if explicit(ctx, flag_of.get(k, k))}
         init_state = None
         if init_from is not None:

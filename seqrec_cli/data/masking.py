@@ -10,6 +10,7 @@ windows; it is redrawn every epoch from the recipe's seeded generator.
   a chosen position becomes [MASK] 80 % of the time, a random item 10 %, stays unchanged 10 %; its
   label is the original item. Unchosen positions (and padding, always) have label 0.
 * Last: only the last item of the window is masked (the next-item task the model is tested on).
+* Cloze-last: cloze, and the last item of every window masked as well (both tasks in one pass).
 """
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ def make_windows(seqs: Sequences, max_len: int, step: int) -> Sequences:
 
 
 def cloze_mask(
-    windows: Sequences, mask_prob: float, n_items: int, rng: np.random.Generator
+    windows: Sequences, mask_prob: float, n_items: int, rng: np.random.Generator, force_last: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, labels), both flat like ``windows.items``; labels are 0 where nothing is asked."""
+    """(inputs, labels), both flat like ``windows.items``; labels are 0 where nothing is asked.
+
+    ``force_last``: the last item of every window is always chosen too (and always becomes
+    [MASK]), so each cloze sample also carries the next-item task of the test.
+    """
     items = windows.items
     total = len(items)
     chosen = rng.random(total) < mask_prob
@@ -64,6 +69,10 @@ def cloze_mask(
     to_random = idx[(r >= MASK_SHARE) & (r < MASK_SHARE + RANDOM_SHARE)]
     inputs[to_mask] = n_items + 1
     inputs[to_random] = rng.integers(1, n_items + 1, size=len(to_random))
+    if force_last:
+        last = windows.offsets[1:] - 1
+        labels[last] = items[last]
+        inputs[last] = n_items + 1
     return inputs, labels
 
 

@@ -3,8 +3,8 @@
 Objectives (``--objective``): ``cloze`` (BERT's masked items, what ``pretrain`` uses), ``last``
 (only the last item of each window masked: exactly the next-item task of the test) and ``both``
 (the paper's: every window as a cloze sample, plus last-item samples of a random
-``last_share`` of the windows each epoch; the original code made one last-item sample per user
-beside ten cloze copies, i.e. about 0.1). AdamW with decoupled weight
+``last_share`` of the windows each epoch) and ``cloze-last`` (one pass: cloze with the last item
+of every window always masked as well). AdamW with decoupled weight
 decay (none on biases and LayerNorm), linear warm-up then linear decay to 0, gradient clipping.
 Batches hold windows of similar length, padded only to the longest in the batch.
 
@@ -30,7 +30,7 @@ from ..formats import ProcessedData, Sequences
 from ..models.bert4rec import Bert4Rec, Bert4RecConfig
 from ..training import Recipe
 
-OBJECTIVES = ("cloze", "last", "both")
+OBJECTIVES = ("cloze", "last", "both", "cloze-last")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -43,7 +43,7 @@ class Bert4RecTrainConfig:
     warmup_steps: int = 100
     max_grad_norm: float = 5.0
     mask_prob: float = 0.2  # share of positions chosen for the cloze objective
-    objective: str = "both"  # cloze | last | both
+    objective: str = "both"  # cloze | last | both | cloze-last
     last_share: float = 0.1  # "both": windows that also give a last-item sample each epoch
     window_step: int = 0  # sliding step of the training windows; 0 = max_len (no overlap)
     precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 on CUDA) | fp32 | bf16 | fp16 (CUDA)
@@ -82,6 +82,7 @@ class Bert4RecRecipe(Recipe):
     name = "bert4rec"
     valid_key = "ndcg@10"
     loss_label = "loss"
+    perplexity = True
 
     def __init__(
         self,
@@ -166,8 +167,9 @@ class Bert4RecRecipe(Recipe):
     def epoch_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         w = self.windows
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (inputs, labels, lengths)
-        if self.tc.objective in ("cloze", "both"):
-            parts.append((*cloze_mask(w, self.tc.mask_prob, self.model_config.n_items, self.rng), w.lengths))
+        if self.tc.objective in ("cloze", "both", "cloze-last"):
+            force_last = self.tc.objective == "cloze-last"
+            parts.append((*cloze_mask(w, self.tc.mask_prob, self.model_config.n_items, self.rng, force_last), w.lengths))
         if self.n_last:
             chosen = np.sort(self.rng.choice(len(w), self.n_last, replace=False))
             sub = Sequences(*_take(w, chosen))

@@ -79,6 +79,7 @@ class GRU4RecRecipe(Recipe):
     ):
         train_config.check()
         self.valid_key = f"{hit_name(data.manifest.eval_target)}@20"  # recall@20 on sessions, hr@20 leave-one-out
+        self.perplexity = train_config.loss == "ce"  # over the whole vocabulary only
         self.data = data
         self.train = data.split("train")
         self.model_config = model_config
