@@ -42,7 +42,8 @@ class RunOptions:
     overwrite: bool = False
     use_cuda: bool = False
     log_every: int = 200  # steps between plain log lines / metrics.jsonl step records
-    patience: int = 0  # epochs without validation improvement before stopping (0 = never)
+    patience: int = 0  # validations without improvement before stopping (0 = never)
+    valid_every: int = 1  # validate after every N-th epoch (and after the last)
 
 
 def pick_device(use_cuda: bool) -> torch.device:
@@ -258,8 +259,9 @@ class Trainer:
             train_loss = loss_sum / max(1, n_targets)
             recipe.model.eval()
             t1 = time.perf_counter()
+            due = epoch % max(1, run.valid_every) == 0 or epoch == run.epochs
             with torch.no_grad():
-                valid = recipe.validate()
+                valid = recipe.validate() if due else None
             valid_seconds = time.perf_counter() - t1
             improved = False
             if valid is not None:
@@ -304,7 +306,7 @@ class Trainer:
             if valid is not None and run.patience > 0:
                 bad_epochs = 0 if improved else bad_epochs + 1
                 if bad_epochs >= run.patience:
-                    say(f"early stop: no {recipe.valid_key} improvement for {run.patience} epochs (best epoch {best['epoch']})")
+                    say(f"early stop: no {recipe.valid_key} improvement in {run.patience} validations (best epoch {best['epoch']})")
                     break
         return {"best": best, "history": history}
 

@@ -195,16 +195,26 @@ def _bert_command(stage: str):
         epochs: Annotated[
             int, typer.Option(min=1, help="Passes over the training windows (the learning rate decays to 0 at the last).")
         ] = 100 if stage == "train" else 50,
-        batch_size: Annotated[int, typer.Option(min=1, help="Samples per step.")] = 128,
-        lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW) after warm-up; decays linearly to 0.")] = 1e-3,
+        batch_size: Annotated[
+            int, typer.Option(min=1, help="Samples per step (paper: 256; small batches learn faster per CPU second).")
+        ] = 32,
+        lr: Annotated[
+            float,
+            typer.Option(
+                min=0.0,
+                help="Peak learning rate (AdamW) after warm-up; decays linearly to 0 (paper: 1e-4 for 400k steps, "
+                "which under-trains in any CPU budget).",
+            ),
+        ] = 2e-3,
         weight_decay: Annotated[float, typer.Option(min=0.0, help="AdamW weight decay (not on biases and LayerNorm).")] = 0.01,
-        warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 100,
+        warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 200,
         max_grad_norm: Annotated[float, typer.Option(min=0.0, help="Gradient clipping norm (0 = off).")] = 5.0,
         mask_prob: Annotated[float, typer.Option(help="Share of positions masked by the cloze objective.")] = 0.2,
         objective: Annotated[
             str,
             typer.Option(
-                help="cloze | last (only the last item masked: the test task) | both (the paper's: cloze + some last-item samples).",
+                help="cloze | last (only the last item masked: the test task) | both (the paper's: cloze samples + "
+                "last-item samples) | cloze-last (one pass: cloze with the last item always masked; half the cost of both).",
                 hidden=stage == "pretrain",
             ),
         ] = "both" if stage == "train" else "cloze",
@@ -214,7 +224,7 @@ def _bert_command(stage: str):
                 min=0.0, max=1.0, help="--objective both: share of windows that also give a last-item sample each epoch.",
                 hidden=stage == "pretrain",
             ),
-        ] = 0.1,
+        ] = 1.0,
         window_step: Annotated[
             int, typer.Option(min=0, help="Sliding step of the training windows over long sequences (0 = max length).")
         ] = 0,
@@ -224,7 +234,12 @@ def _bert_command(stage: str):
         heads: Annotated[int, typer.Option(min=1, help="Attention heads.")] = 2,
         intermediate_size: Annotated[int, typer.Option(min=1, help="Feed-forward width.")] = 256,
         dropout: Annotated[float, typer.Option(min=0.0, max=0.99, help="Hidden dropout.")] = 0.1,
-        attention_dropout: Annotated[float, typer.Option(min=0.0, max=0.99, help="Attention dropout.")] = 0.1,
+        attention_dropout: Annotated[
+            float,
+            typer.Option(
+                min=0.0, max=0.99, help="Attention dropout (0 lets the fused attention kernel run: ~1.5x faster on a CPU)."
+            ),
+        ] = 0.1,
         init_range: Annotated[
             float, typer.Option(min=0.0, help="Std of the truncated-normal weight initialisation (BERT: 0.02).")
         ] = 0.02,
@@ -232,8 +247,11 @@ def _bert_command(stage: str):
             str, typer.Option(help="auto (fp32 on CPU, bf16/fp16 on CUDA) | fp32 | bf16 | fp16 (CUDA only).")
         ] = "auto",
         patience: Annotated[
-            int, typer.Option(min=0, help="Stop after this many epochs without a better validation NDCG@10 (0 = never).")
+            int, typer.Option(min=0, help="Stop after this many validations without a better NDCG@10 (0 = never).")
         ] = 0,
+        valid_every: Annotated[
+            int, typer.Option(min=1, help="Validate after every N-th epoch (and the last); N > 1 saves time on short epochs.")
+        ] = 1,
         seed: Seed = 42,
         use_cuda: UseCuda = False,
         resume: Resume = False,
@@ -289,7 +307,7 @@ def _bert_command(stage: str):
         )  # fmt: skip
         seed_everything(seed)
         recipe = Bert4RecRecipe(data, model_config, train_config, device, eval_batch_size, init_state, stage)
-        run = RunOptions(model_dir, epochs, resume, overwrite, use_cuda, log_every, patience)
+        run = RunOptions(model_dir, epochs, resume, overwrite, use_cuda, log_every, patience, valid_every)
         _fit(recipe, run, data, folder)
 
     return command

@@ -37,14 +37,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 @dataclass
 class Bert4RecTrainConfig:
     epochs: int = 100
-    batch_size: int = 128
-    lr: float = 1e-3  # peak learning rate after warm-up
+    batch_size: int = 32
+    lr: float = 2e-3  # peak learning rate after warm-up
     weight_decay: float = 0.01
-    warmup_steps: int = 100
+    warmup_steps: int = 200
     max_grad_norm: float = 5.0
     mask_prob: float = 0.2  # share of positions chosen for the cloze objective
     objective: str = "both"  # cloze | last | both | cloze-last
-    last_share: float = 0.1  # "both": windows that also give a last-item sample each epoch
+    last_share: float = 1.0  # "both": windows that also give a last-item sample each epoch
     window_step: int = 0  # sliding step of the training windows; 0 = max_len (no overlap)
     precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 on CUDA) | fp32 | bf16 | fp16 (CUDA)
     seed: int = 42
