@@ -102,7 +102,11 @@ class Tracker:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None and self.total and self.kind != "bytes":
+            self.total = self.completed  # a step total may be an estimate: end on the real count, 100 %
         if self._progress is not None:
+            if exc[0] is None:
+                self._progress.update(self._task, total=self.total, completed=self.completed)
             self._progress.stop()
         elif exc[0] is None:
             self._log(final=True)
@@ -111,8 +115,10 @@ class Tracker:
         self.completed += amount
         if status is not None:
             self.status = status
+        if self.total and self.completed > self.total:
+            self.total = self.completed  # an estimated total was too low: never show more than 100 %
         if self._progress is not None:
-            self._progress.update(self._task, completed=self.completed, status=self.status)
+            self._progress.update(self._task, total=self.total, completed=self.completed, status=self.status)
             return
         now = time.monotonic()
         due_steps = self.log_every_steps is not None and self.completed - self._last_log_steps >= self.log_every_steps

@@ -141,3 +141,21 @@ def test_user_error_is_one_line_and_debug_shows_the_exception(runner, workdir, m
     result = invoke(runner, "--debug", "preprocess", "ml-1m", "--input", "missing.dat")
     assert isinstance(result.exception, MissingInputError)
     assert "Error:" not in result.output
+
+
+def test_step_progress_never_passes_100_percent(capsys):
+    """Session-parallel step counts are estimates: an epoch that takes more (or fewer) steps than
+    announced must still end on its real count at 100 %, never '100.1% 11575/11559'."""
+    from seqrec_cli.console import Tracker
+
+    with Tracker("epoch 1/1", 5, kind="steps", log_every_steps=2) as t:
+        for _ in range(7):
+            t.advance(1)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("epoch 1/1: 100.0% 7/7")
+    assert all("%" not in line or float(line.split("%")[0].split()[-1]) <= 100.0 for line in lines)
+
+    with Tracker("epoch 1/1", 10, kind="steps", log_every_steps=100) as t:
+        for _ in range(8):
+            t.advance(1)
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("epoch 1/1: 100.0% 8/8")
