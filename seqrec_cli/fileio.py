@@ -52,17 +52,28 @@ def atomic_dir(dest: Path | str) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
+        replace_path(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def replace_path(src: Path, target: Path) -> None:
+    """Rename ``src`` onto ``target``, replacing a file, a link or a whole folder already there.
+
+    A folder cannot be renamed onto a non-empty folder, so the old one is first moved aside and
+    removed after the swap; a link is removed, never followed.
+    """
+    if target.is_symlink() or (target.is_file() and src.is_dir()):
+        target.unlink()
+    if target.is_dir():
+        old = target.with_name(f".{target.name}.old.{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(src, target)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    os.replace(src, target)
 
 
 def write_text(dest: Path | str, text: str, encoding: str = "utf-8") -> None:

@@ -13,7 +13,7 @@ from conftest import listing
 
 from seqrec_cli import formats
 from seqrec_cli.errors import BadInputError, MismatchError, MissingInputError
-from seqrec_cli.fileio import atomic_dir, atomic_path, sha256_file
+from seqrec_cli.fileio import atomic_dir, atomic_path, replace_path, sha256_file
 from seqrec_cli.formats import Sequences, check_no_leakage, load_processed, read_sequences, read_vocab, save_processed, write_sequences
 
 # ---------------------------------------------------------------- read_sequences / write_sequences
@@ -410,3 +410,34 @@ def test_atomic_dir_success_replaces(tmp_path):
     with atomic_dir(tmp_path / "fresh") as tmp:
         (tmp / "x").write_text("x")
     assert listing(tmp_path) == ["folder/new.txt", "fresh/x"]
+
+
+def test_replace_path_swaps_folders_files_and_never_follows_links(tmp_path):
+    """One helper puts checkpoints and extracted archives in place: it must replace a whole folder
+    (no leftovers of the old one), a file by a folder, and a planted link without following it."""
+    dest = tmp_path / "out"
+    (dest / "sub").mkdir(parents=True)
+    (dest / "sub" / "old.txt").write_text("old")
+    with atomic_dir(dest) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in dest.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp or .old folder left
+
+    plain = tmp_path / "plain"
+    plain.write_text("a file")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x").write_text("x")
+    replace_path(src, plain)
+    assert (plain / "x").read_text() == "x"
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep")
+    link = tmp_path / "link"
+    link.symlink_to(victim, target_is_directory=True)
+    src2 = tmp_path / "src2"
+    src2.mkdir()
+    replace_path(src2, link)
+    assert link.is_dir() and not link.is_symlink()
+    assert (victim / "keep.txt").read_text() == "keep"  # the link's target was left alone

@@ -35,7 +35,7 @@ from typing import Any
 from .. import __version__
 from ..console import Tracker, note
 from ..errors import BadInputError, ChecksumError, MissingInputError, SeqrecError
-from ..fileio import file_digests, write_json
+from ..fileio import file_digests, replace_path, write_json
 from ..formats import SOURCE_FILE, now_iso, raw_dir
 from .sources import Source, get_source
 
@@ -408,26 +408,10 @@ def extract(path: Path, kind: str, dest: Path, strip: str = "") -> list[dict[str
             if p.is_file() and not p.is_symlink()
         ]
         for entry in sorted(root.iterdir()):
-            _move_into_place(entry, dest / entry.name)
+            replace_path(entry, dest / entry.name)
         return files
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _move_into_place(src: Path, target: Path) -> None:
-    """Rename ``src`` onto ``target``, replacing a file or a whole folder already there."""
-    if target.is_symlink():
-        target.unlink()  # never follow a link planted where an extracted entry goes
-    elif target.is_file() and src.is_dir():
-        target.unlink()
-    if target.is_dir():
-        old = target.with_name(f".{target.name}.old.{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(src, target)
-        shutil.rmtree(old, ignore_errors=True)
-        return
-    os.replace(src, target)
 
 
 # ---------------------------------------------------------------- the state of a destination folder
