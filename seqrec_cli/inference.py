@@ -79,23 +79,24 @@ def score_batches(lm: LoadedModel, seqs: formats.Sequences, mode: str, batch_siz
 def evaluate_checkpoint(
     lm: LoadedModel, data: formats.ProcessedData, spec: EvalSpec
 ) -> EvalResult:
+    seqs, target, counts = _eval_inputs(data, spec)
+    return evaluate_batches(score_batches(lm, seqs, target, spec.batch_size), seqs, data.n_items, target, spec, counts)
+
+
+def _eval_inputs(data: formats.ProcessedData, spec: EvalSpec) -> tuple[formats.Sequences, str, np.ndarray]:
+    """(sequences of the split, eval target, training popularity) shared by every evaluation."""
     seqs = data.split(spec.split)
     target = data.manifest.eval_target
     if spec.filter_seen and target != "last":
         raise SeqrecError("--filter-seen applies to leave-one-out data (eval target 'last') only")
-    counts = popularity(data.split("train").items, data.n_items)
-    return evaluate_batches(score_batches(lm, seqs, target, spec.batch_size), seqs, data.n_items, target, spec, counts)
+    return seqs, target, popularity(data.split("train").items, data.n_items)
 
 
 def evaluate_popularity(data: formats.ProcessedData, spec: EvalSpec) -> EvalResult:
     """The yardstick: every prediction ranks items by their training popularity (ties pessimistic)."""
     from .evaluation import prediction_positions
 
-    seqs = data.split(spec.split)
-    target = data.manifest.eval_target
-    if spec.filter_seen and target != "last":
-        raise SeqrecError("--filter-seen applies to leave-one-out data (eval target 'last') only")
-    counts = popularity(data.split("train").items, data.n_items)
+    seqs, target, counts = _eval_inputs(data, spec)
     scores = torch.tensor(counts, dtype=torch.float32)
     scores[0] = float("-inf")
     rows, target_pos = prediction_positions(seqs, target)
