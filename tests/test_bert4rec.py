@@ -229,6 +229,32 @@ def test_padding_embedding_is_zero_and_output_is_tied():
     assert [n for n, p in names.items() if p.shape[0] == 42 and p.ndim == 2] == ["item_embedding.weight"]
 
 
+def test_a_batch_in_length_chunks_has_the_whole_batch_loss_and_gradient():
+    """The CPU runs a random batch as length-sorted chunks; with dropout off nothing may change."""
+    from seqrec_cli.data.masking import cloze_mask, left_pad, length_chunks
+    from seqrec_cli.recipes.bert4rec import Bert4RecRecipe
+
+    rng = np.random.default_rng(0)
+    seqs = Sequences.from_lists([rng.integers(1, 31, size=int(n)).tolist() for n in rng.integers(2, 16, size=20)])
+    inputs, labels = cloze_mask(seqs, 0.3, 30, rng, force_last=True)
+    rows = rng.permutation(20)
+    recipe = Bert4RecRecipe.__new__(Bert4RecRecipe)  # only train_step's attributes are needed
+    recipe.model, recipe.device, recipe.dtype = tiny_model(n_items=30, max_len=16), torch.device("cpu"), None
+
+    def run(chunk_rows):
+        chunks = [(left_pad(inputs, seqs.offsets, c), left_pad(labels, seqs.offsets, c))
+                  for c in length_chunks(rows, seqs.lengths, chunk_rows)]  # fmt: skip
+        loss, loss_sum, n = recipe.train_step(chunks)
+        grads = torch.autograd.grad(loss, [p for p in recipe.model.parameters() if p.requires_grad], allow_unused=True)
+        return loss, loss_sum, n, grads, len(chunks)
+
+    whole, chunked = run(20), run(4)
+    assert whole[4] == 1 and chunked[4] == 5
+    assert whole[2] == chunked[2] == int((labels > 0).sum())
+    assert torch.allclose(whole[0], chunked[0], atol=1e-6) and abs(whole[1] - chunked[1]) < 1e-3
+    assert all(a is None and b is None or torch.allclose(a, b, atol=1e-6) for a, b in zip(whole[3], chunked[3]))
+
+
 # ================================================================ evaluation input
 def test_score_batches_feeds_history_plus_mask_and_yields_last_items():
     max_len = 8
@@ -398,6 +424,41 @@ def test_bf16_on_cpu_runs(runner, workdir, synthetic):
     assert "bfloat16" in result.output
     (rec,) = epoch_records(workdir / "m")
     assert np.isfinite(rec["train_loss"]) and rec["valid"]["hr@10"] >= 0
+
+
+def test_batching_is_recorded_and_checked(runner, workdir, synthetic):
+    folder, _ = synthetic
+    args = ("train", "bert4rec", "--train-dir", folder, "--epochs", 1, "--max-len", 24, "--hidden-size", 16,
+            "--layers", 1, "--intermediate-size", 32, "--batch-size", 64)  # fmt: skip
+    ok(invoke(runner, *args, "--model-dir", "r"))
+    ok(invoke(runner, *args, "--model-dir", "b", "--batching", "bucket"))
+    for d, want in (("r", "random"), ("b", "bucket")):
+        cfg = json.loads((workdir / d / "epoch_1" / "config.json").read_text(encoding="utf-8"))
+        assert cfg["train_config"]["batching"] == want
+    wr = torch.load(workdir / "r/epoch_1/model.pt", weights_only=True)
+    wb = torch.load(workdir / "b/epoch_1/model.pt", weights_only=True)
+    assert not all(torch.equal(wr[k], wb[k]) for k in wr)  # different batches, different steps
+    result = invoke(runner, *args, "--model-dir", "x", "--batching", "sorted")
+    assert "--batching must be one of random, bucket" in error_line(result)
+    assert not (workdir / "x").exists()
+
+
+def test_valid_filter_seen_validates_like_evaluate_filter_seen(runner, workdir, synthetic):
+    folder, _ = synthetic
+    args = ("train", "bert4rec", "--train-dir", folder, "--epochs", 2, "--max-len", 24, "--hidden-size", 16,
+            "--layers", 1, "--intermediate-size", 32, "--batch-size", 64)  # fmt: skip
+    ok(invoke(runner, *args, "--model-dir", "plain"))
+    result = ok(invoke(runner, *args, "--model-dir", "filtered", "--valid-filter-seen"))
+    assert "full+filter-seen" in " ".join(result.output.split())
+    plain, filtered = epoch_records(workdir / "plain"), epoch_records(workdir / "filtered")
+    # the same training (validation does not touch the random streams), validated two ways
+    assert [r["train_loss"] for r in plain] == [r["train_loss"] for r in filtered]
+    assert filtered[-1]["valid"]["ndcg@10"] != plain[-1]["valid"]["ndcg@10"]
+    ok(invoke(runner, "evaluate", "--checkpoint", "filtered/epoch_2", "--split", "valid", "--filter-seen",
+              "--cutoffs", "10", "--output-json", "v.json"))  # fmt: skip
+    body = json.loads((workdir / "v.json").read_text(encoding="utf-8"))
+    assert body["protocol"] == "full+filter-seen"
+    assert abs(body["metrics"]["ndcg@10"] - filtered[-1]["valid"]["ndcg@10"]) < 1e-9
 
 
 def test_fp16_on_cpu_is_refused(runner, workdir, synthetic):

@@ -8,7 +8,15 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from seqrec_cli.data.masking import bucketed_batches, cloze_mask, last_mask, left_pad, make_windows
+from seqrec_cli.data.masking import (
+    bucketed_batches,
+    cloze_mask,
+    last_mask,
+    left_pad,
+    length_chunks,
+    make_windows,
+    random_batches,
+)
 from seqrec_cli.formats import Sequences
 
 
@@ -241,6 +249,37 @@ def test_bucketed_batches_smaller_than_one_batch():
     out = list(bucketed_batches(np.array([3, 1, 2]), 10, np.random.default_rng(0)))
     assert len(out) == 1 and sorted(out[0].tolist()) == [0, 1, 2]
     assert lengths_sorted(np.array([3, 1, 2])[out[0]])
+
+
+# ---------------------------------------------------------------- random_batches
+def test_random_batches_cover_every_index_once_with_mixed_lengths():
+    lengths = np.random.default_rng(0).integers(1, 201, size=5000)
+    batches = list(random_batches(len(lengths), 64, np.random.default_rng(1)))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(5000))
+    assert [len(b) for b in batches] == [64] * 78 + [8]
+    # unlike bucketed batches, a batch holds short and long samples together
+    spreads = [int(lengths[b].max() - lengths[b].min()) for b in batches[:-1]]
+    assert min(spreads) > 150
+
+
+def test_random_batches_depend_on_the_seed():
+    def draw(seed):
+        return [b.tolist() for b in random_batches(300, 32, np.random.default_rng(seed))]
+
+    assert draw(3) == draw(3)
+    assert draw(3) != draw(4)
+    assert np.concatenate(draw(3)).tolist() != list(range(300))  # shuffled, not in order
+
+
+def test_length_chunks_split_a_batch_by_length():
+    lengths = np.array([5, 200, 3, 90, 7, 150, 1, 60, 2])
+    rows = np.array([8, 1, 3, 0, 6, 5])  # lengths 2, 200, 90, 5, 1, 150
+    chunks = length_chunks(rows, lengths, 2)
+    assert [c.tolist() for c in chunks] == [[6, 8], [0, 3], [5, 1]]  # (1, 2), (5, 90), (150, 200)
+    assert [c.tolist() for c in length_chunks(rows, lengths, 4)] == [[6, 8, 0, 3], [5, 1]]
+    assert [c.tolist() for c in length_chunks(rows, lengths, 64)] == [[6, 8, 0, 3, 5, 1]]
+    # padding: the chunks hold (2 + 90 + 200) * 2 slots instead of 6 * 200
+    assert sum(len(c) * lengths[c].max() for c in chunks) == 584
 
 
 def lengths_sorted(values: np.ndarray) -> bool:

@@ -11,6 +11,7 @@ windows; it is redrawn every epoch from the recipe's seeded generator.
   label is the original item. Unchosen positions (and padding, always) have label 0.
 * Last: only the last item of the window is masked (the next-item task the model is tested on).
 * Cloze-last: cloze, and the last item of every window masked as well (both tasks in one pass).
+* Batches: random (each padded to its own longest sample) or bucketed by length (least padding).
 """
 
 from __future__ import annotations
@@ -98,8 +99,27 @@ def left_pad(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray, width: int
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Sample indices grouped into batches of similar length (little padding), batches in random order."""
+    """Sample indices grouped into batches of similar length (little padding), batches in random order.
+
+    Cheapest per epoch, but on ML-1M it learns less per epoch than random batches (a batch of only
+    short or only long histories is a poor estimate of the full gradient; docs/benchmarks.md)."""
     order = np.lexsort((rng.random(len(lengths)), lengths))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     for b in rng.permutation(len(batches)):
         yield batches[b]
+
+
+def random_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Sample indices in a fresh random order, cut into batches (each is padded to its own longest)."""
+    order = rng.permutation(n)
+    for i in range(0, n, batch_size):
+        yield order[i : i + batch_size]
+
+
+def length_chunks(rows: np.ndarray, lengths: np.ndarray, chunk_rows: int) -> list[np.ndarray]:
+    """Split one batch into chunks of ``chunk_rows`` rows of similar length (sorted by length), so
+    that each chunk is padded only to its own longest row. The loss is summed over the chunks and
+    divided by the batch's label count, so the gradient is the whole batch's: a mixed batch at
+    close to a bucketed batch's cost."""
+    ordered = rows[np.argsort(lengths[rows], kind="stable")]
+    return [ordered[i : i + chunk_rows] for i in range(0, len(ordered), max(1, chunk_rows))]

@@ -6,7 +6,11 @@ Objectives (``--objective``): ``cloze`` (BERT's masked items, what ``pretrain`` 
 ``last_share`` of the windows each epoch) and ``cloze-last`` (one pass: cloze with the last item
 of every window always masked as well). AdamW with decoupled weight
 decay (none on biases and LayerNorm), linear warm-up then linear decay to 0, gradient clipping.
-Batches hold windows of similar length, padded only to the longest in the batch.
+Batches are random samples of windows (``--batching random``, the default: mixed lengths learn
+far more per epoch on ML-1M, docs/benchmarks.md) or windows of similar length (``bucket``). On
+the CPU a random batch runs as length-sorted chunks of 8 rows, each padded only to its own
+longest window, with one loss over the whole batch: the batch's gradient at close to a bucketed
+batch's cost.
 
 Scoring appends [MASK] to the history (cut to ``max_len`` from the left) and ranks the scores of
 that position; the test target is never part of any training input (formats.check_no_leakage).
@@ -23,7 +27,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.masking import bucketed_batches, cloze_mask, last_mask, left_pad, make_windows
+from ..data.masking import (
+    bucketed_batches,
+    cloze_mask,
+    last_mask,
+    left_pad,
+    length_chunks,
+    make_windows,
+    random_batches,
+)
 from ..errors import SeqrecError
 from ..evaluation import EvalSpec, ScoreBatch, evaluate_batches, prediction_positions
 from ..formats import ProcessedData, Sequences
@@ -31,7 +43,9 @@ from ..models.bert4rec import Bert4Rec, Bert4RecConfig
 from ..training import Recipe
 
 OBJECTIVES = ("cloze", "last", "both", "cloze-last")
+BATCHINGS = ("random", "bucket")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CPU_CHUNK_ROWS = 8
 
 
 @dataclass
@@ -46,12 +60,16 @@ class Bert4RecTrainConfig:
     objective: str = "both"  # cloze | last | both | cloze-last
     last_share: float = 1.0  # "both": windows that also give a last-item sample each epoch
     window_step: int = 0  # sliding step of the training windows; 0 = max_len (no overlap)
+    valid_filter_seen: bool = False  # validate (and pick the best epoch) with the history's items excluded
+    batching: str = "random"  # random (mixed lengths) | bucket (similar lengths: less padding, learns less per epoch)
     precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 on CUDA) | fp32 | bf16 | fp16 (CUDA)
     seed: int = 42
 
     def check(self) -> None:
         if self.objective not in OBJECTIVES:
             raise SeqrecError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.batching not in BATCHINGS:
+            raise SeqrecError(f"--batching must be one of {', '.join(BATCHINGS)}, got {self.batching!r}")
         if self.precision not in PRECISIONS:
             raise SeqrecError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.mask_prob < 1:
@@ -101,6 +119,9 @@ class Bert4RecRecipe(Recipe):
         self.device = device
         self.stage = stage
         self.eval_batch_size = eval_batch_size
+        # CPU: a random batch runs as length-sorted chunks of this many rows (far less padding, same
+        # gradient); on a GPU padding is cheap and one big matrix product is faster
+        self.chunk_rows = CPU_CHUNK_ROWS if device.type == "cpu" else train_config.batch_size
         self.max_grad_norm = train_config.max_grad_norm
         self.dtype = autocast_dtype(train_config.precision, device)
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
@@ -114,6 +135,8 @@ class Bert4RecRecipe(Recipe):
                 f"--window-step {step} is larger than the max length {model_config.max_len}: items between "
                 "windows would never be trained on"
             )
+        if train_config.valid_filter_seen and data.manifest.eval_target != "last":
+            raise SeqrecError("--valid-filter-seen applies to leave-one-out data (eval target 'last') only")
         self.windows = make_windows(data.split("train"), model_config.max_len, step)
         n = len(self.windows)
         self.n_last = n if train_config.objective == "last" else 0
@@ -138,9 +161,10 @@ class Bert4RecRecipe(Recipe):
             f"objective {self.tc.objective} (mask prob {self.tc.mask_prob}"
             + (f", last-item samples for {self.tc.last_share:.0%} of windows" if self.tc.objective == "both" else "")
             + f"), AdamW lr {self.tc.lr} "
-            f"(warm-up {self.tc.warmup_steps} steps, linear decay), batch {self.tc.batch_size}, "
+            f"(warm-up {self.tc.warmup_steps} steps, linear decay), {self.tc.batching} batches of {self.tc.batch_size}, "
             f"{len(self.windows):,} training windows -> {self.n_samples:,} samples/epoch on {self.device.type}"
             + (f" ({self.dtype})" if self.dtype else ""),
+            "validation: full ranking" + (" without the items already in the history (full+filter-seen)" if self.tc.valid_filter_seen else ""),
         ]
 
     def make_optimizer(self, total_steps: int):
@@ -164,7 +188,8 @@ class Bert4RecRecipe(Recipe):
     def steps_per_epoch(self) -> int:
         return -(-self.n_samples // self.tc.batch_size)
 
-    def epoch_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def epoch_batches(self) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
+        """Each batch is a list of (inputs, labels) chunks, each left-padded to its own longest row."""
         w = self.windows
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (inputs, labels, lengths)
         if self.tc.objective in ("cloze", "both", "cloze-last"):
@@ -179,18 +204,29 @@ class Bert4RecRecipe(Recipe):
         lengths = np.concatenate([p[2] for p in parts])
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        for rows in bucketed_batches(lengths, self.tc.batch_size, self.rng):
-            yield left_pad(inputs, offsets, rows), left_pad(labels, offsets, rows)
+        if self.tc.batching == "bucket":  # already of similar lengths: one chunk
+            batches, chunk_rows = bucketed_batches(lengths, self.tc.batch_size, self.rng), self.tc.batch_size
+        else:
+            batches, chunk_rows = random_batches(len(lengths), self.tc.batch_size, self.rng), self.chunk_rows
+        for rows in batches:
+            yield [
+                (left_pad(inputs, offsets, chunk), left_pad(labels, offsets, chunk))
+                for chunk in length_chunks(rows, lengths, chunk_rows)
+            ]
 
-    def train_step(self, batch: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, float, int]:
-        items = torch.from_numpy(batch[0]).to(self.device)  # [B, T]
-        labels = torch.from_numpy(batch[1]).to(self.device)  # [B, T]
-        select = labels > 0
-        with autocast(self.device, self.dtype):
-            logits = self.model(items, select)  # [M, V]
-        loss = F.cross_entropy(logits.float(), labels[select])
-        n = int(select.sum())
-        return loss, float(loss.detach()) * n, n
+    def train_step(self, batch: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, float, int]:
+        """One loss over the whole batch (mean over its labelled positions), summed chunk by chunk."""
+        total = torch.zeros((), device=self.device)
+        n = 0
+        for chunk_items, chunk_labels in batch:
+            items = torch.from_numpy(chunk_items).to(self.device)  # [b, T]
+            labels = torch.from_numpy(chunk_labels).to(self.device)  # [b, T]
+            select = labels > 0
+            with autocast(self.device, self.dtype):
+                logits = self.model(items, select)  # [m, V]
+            total = total + F.cross_entropy(logits.float(), labels[select], reduction="sum")
+            n += int(select.sum())
+        return total / max(n, 1), float(total.detach()), n
 
     def validate(self) -> dict[str, float] | None:
         if "valid" not in self.data.splits:
@@ -202,7 +238,7 @@ class Bert4RecRecipe(Recipe):
             seqs,
             self.data.n_items,
             target,
-            EvalSpec(split="valid", cutoffs=(10, 20)),
+            EvalSpec(split="valid", cutoffs=(10, 20), filter_seen=self.tc.valid_filter_seen),
         )
         return result.metrics
 
