@@ -139,6 +139,12 @@ def evaluate_batches(
     return EvalResult(acc.result(), acc.count, short, desc, time.perf_counter() - start)
 
 
+def check_filter_seen(eval_target: str, flag: str) -> None:
+    """Filtering seen items is meant for leave-one-out data, whose targets never repeat a history item."""
+    if eval_target != "last":
+        raise SeqrecError(f"{flag} applies to leave-one-out data (eval target 'last') only")
+
+
 def mask_history(scores: torch.Tensor, seqs: Sequences, rows: np.ndarray, target_pos: np.ndarray) -> None:
     """Set the scores of each prediction's history items (seq[:target_pos]) to -inf, in place."""
     lengths = np.asarray(target_pos, dtype=np.int64)

@@ -19,7 +19,7 @@ from . import checkpoint as ckpt
 from . import formats
 from .data.sampling import popularity
 from .errors import MismatchError, MissingInputError, SeqrecError
-from .evaluation import EvalResult, EvalSpec, ScoreBatch, evaluate_batches
+from .evaluation import EvalResult, EvalSpec, ScoreBatch, check_filter_seen, evaluate_batches
 from .models import REGISTRY
 
 # the figures each model's literature reports, shown in infer's one-line-per-epoch output
@@ -87,8 +87,8 @@ def _eval_inputs(data: formats.ProcessedData, spec: EvalSpec) -> tuple[formats.S
     """(sequences of the split, eval target, training popularity) shared by every evaluation."""
     seqs = data.split(spec.split)
     target = data.manifest.eval_target
-    if spec.filter_seen and target != "last":
-        raise SeqrecError("--filter-seen applies to leave-one-out data (eval target 'last') only")
+    if spec.filter_seen:
+        check_filter_seen(target, "--filter-seen")
     return seqs, target, popularity(data.split("train").items, data.n_items)
 
 

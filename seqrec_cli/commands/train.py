@@ -231,8 +231,8 @@ def _bert_command(stage: str):
         batching: Annotated[
             str,
             typer.Option(
-                help="random (batches of random windows, each padded to its longest) | bucket (windows of similar "
-                "length: less padding, ~1.5x faster epochs on ML-1M, but clearly less learnt per epoch)."
+                help="random (batches of random windows; on a CPU run as length-sorted chunks to cut padding) | "
+                "bucket (windows of similar length: least padding, but clearly less learnt per epoch on ML-1M)."
             ),
         ] = "random",
         max_len: Annotated[int, typer.Option(min=2, help="Longest input in items ([MASK] included).")] = 200,

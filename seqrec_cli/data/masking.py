@@ -103,17 +103,14 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
 
     Cheapest per epoch, but on ML-1M it learns less per epoch than random batches (a batch of only
     short or only long histories is a poor estimate of the full gradient; docs/benchmarks.md)."""
-    order = np.lexsort((rng.random(len(lengths)), lengths))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = _cut(np.lexsort((rng.random(len(lengths)), lengths)), batch_size)
     for b in rng.permutation(len(batches)):
         yield batches[b]
 
 
 def random_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Sample indices in a fresh random order, cut into batches (each is padded to its own longest)."""
-    order = rng.permutation(n)
-    for i in range(0, n, batch_size):
-        yield order[i : i + batch_size]
+    yield from _cut(rng.permutation(n), batch_size)
 
 
 def length_chunks(rows: np.ndarray, lengths: np.ndarray, chunk_rows: int) -> list[np.ndarray]:
@@ -121,5 +118,9 @@ def length_chunks(rows: np.ndarray, lengths: np.ndarray, chunk_rows: int) -> lis
     that each chunk is padded only to its own longest row. The loss is summed over the chunks and
     divided by the batch's label count, so the gradient is the whole batch's: a mixed batch at
     close to a bucketed batch's cost."""
-    ordered = rows[np.argsort(lengths[rows], kind="stable")]
-    return [ordered[i : i + chunk_rows] for i in range(0, len(ordered), max(1, chunk_rows))]
+    return _cut(rows[np.argsort(lengths[rows], kind="stable")], chunk_rows)
+
+
+def _cut(order: np.ndarray, size: int) -> list[np.ndarray]:
+    """``order`` in consecutive pieces of ``size`` (the last may be shorter)."""
+    return [order[i : i + size] for i in range(0, len(order), max(1, size))]

@@ -37,7 +37,7 @@ from ..data.masking import (
     random_batches,
 )
 from ..errors import SeqrecError
-from ..evaluation import EvalSpec, ScoreBatch, evaluate_batches, prediction_positions
+from ..evaluation import EvalSpec, ScoreBatch, check_filter_seen, evaluate_batches, prediction_positions
 from ..formats import ProcessedData, Sequences
 from ..models.bert4rec import Bert4Rec, Bert4RecConfig
 from ..training import Recipe
@@ -120,8 +120,10 @@ class Bert4RecRecipe(Recipe):
         self.stage = stage
         self.eval_batch_size = eval_batch_size
         # CPU: a random batch runs as length-sorted chunks of this many rows (far less padding, same
-        # gradient); on a GPU padding is cheap and one big matrix product is faster
-        self.chunk_rows = CPU_CHUNK_ROWS if device.type == "cpu" else train_config.batch_size
+        # gradient); on a GPU padding is cheap and one big matrix product is faster; a bucketed
+        # batch already holds similar lengths
+        chunked = device.type == "cpu" and train_config.batching == "random"
+        self.chunk_rows = CPU_CHUNK_ROWS if chunked else train_config.batch_size
         self.max_grad_norm = train_config.max_grad_norm
         self.dtype = autocast_dtype(train_config.precision, device)
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
@@ -135,8 +137,8 @@ class Bert4RecRecipe(Recipe):
                 f"--window-step {step} is larger than the max length {model_config.max_len}: items between "
                 "windows would never be trained on"
             )
-        if train_config.valid_filter_seen and data.manifest.eval_target != "last":
-            raise SeqrecError("--valid-filter-seen applies to leave-one-out data (eval target 'last') only")
+        if train_config.valid_filter_seen:
+            check_filter_seen(data.manifest.eval_target, "--valid-filter-seen")
         self.windows = make_windows(data.split("train"), model_config.max_len, step)
         n = len(self.windows)
         self.n_last = n if train_config.objective == "last" else 0
@@ -204,14 +206,14 @@ class Bert4RecRecipe(Recipe):
         lengths = np.concatenate([p[2] for p in parts])
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        if self.tc.batching == "bucket":  # already of similar lengths: one chunk
-            batches, chunk_rows = bucketed_batches(lengths, self.tc.batch_size, self.rng), self.tc.batch_size
+        if self.tc.batching == "bucket":
+            batches = bucketed_batches(lengths, self.tc.batch_size, self.rng)
         else:
-            batches, chunk_rows = random_batches(len(lengths), self.tc.batch_size, self.rng), self.chunk_rows
+            batches = random_batches(len(lengths), self.tc.batch_size, self.rng)
         for rows in batches:
             yield [
                 (left_pad(inputs, offsets, chunk), left_pad(labels, offsets, chunk))
-                for chunk in length_chunks(rows, lengths, chunk_rows)
+                for chunk in length_chunks(rows, lengths, self.chunk_rows)
             ]
 
     def train_step(self, batch: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, float, int]:
