@@ -684,3 +684,18 @@ def test_default_train_dir_is_preprocessed_from_the_download(runner, workdir):
     result = ok(invoke(runner, "train", "bert4rec", "--epochs", 1, "--max-len", 20, "--hidden-size", 16,
                        "--intermediate-size", 32, "--layers", 1, "--model-dir", "m2"))  # fmt: skip
     assert "preprocessing" not in result.stderr
+
+
+def test_cli_max_windows_trains_on_each_users_last_window(runner, workdir):
+    """--max-windows 1: one window per training sequence (its last --max-len items), recorded in the config."""
+    every = invoke(runner, "train", "bert4rec", "--train-dir", SAMPLE, "--epochs", 1, "--model-dir", "a", "--max-len", 8,
+                   "--hidden-size", 16, "--intermediate-size", 32)  # fmt: skip
+    last = invoke(runner, "train", "bert4rec", "--train-dir", SAMPLE, "--epochs", 1, "--model-dir", "b", "--max-len", 8,
+                  "--hidden-size", 16, "--intermediate-size", 32, "--max-windows", 1)  # fmt: skip
+    assert every.exit_code == 0 and last.exit_code == 0, every.output + last.output
+    n_every = int(re.search(r"([\d,]+) training windows", every.output).group(1).replace(",", ""))
+    n_last = int(re.search(r"([\d,]+) training windows", last.output).group(1).replace(",", ""))
+    users = len((SAMPLE / "users.txt").read_text(encoding="utf-8").splitlines())
+    assert n_last == users < n_every  # the sample has users with more than 8 training items
+    cfg = json.loads((workdir / "b/epoch_1/config.json").read_text(encoding="utf-8"))["train_config"]
+    assert cfg["max_windows"] == 1

@@ -64,6 +64,20 @@ def test_windows_without_overlap_cover_every_item_exactly_once():
     assert len(w) == sum(1 + -(-max(0, n - max_len) // max_len) for n in LENGTHS)
 
 
+@pytest.mark.parametrize("step", [10, 4])
+def test_max_windows_keeps_only_the_most_recent_windows(step):
+    max_len = 10
+    seqs = ragged(LENGTHS)
+    every = windows_of(make_windows(seqs, max_len, step), LENGTHS, max_len, step)
+    for keep in (1, 2):
+        w = make_windows(seqs, max_len, step, max_windows=keep)
+        assert len(w) == sum(min(keep, len(wins)) for wins in every)
+        got = [x.tolist() for x in w]
+        assert got == [win for wins in every for win in wins[:keep]]  # the first `keep`: those ending latest
+    last = make_windows(seqs, max_len, step, max_windows=1)
+    assert last.to_lists() == [s[-max_len:] for s in seqs.to_lists()]  # each sequence's last max_len items
+
+
 def test_windows_short_sequences_are_kept_whole():
     seqs = ragged([3, 7, 10])
     w = make_windows(seqs, 10, 10)

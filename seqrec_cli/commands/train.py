@@ -228,6 +228,14 @@ def _bert_command(stage: str):
         window_step: Annotated[
             int, typer.Option(min=0, help="Sliding step of the training windows over long sequences (0 = max length).")
         ] = 0,
+        max_windows: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                help="Train on only the N most recent windows of each sequence (0 = all; 1 = each user's last "
+                "max-length items, as the full-ranking reproduction does).",
+            ),
+        ] = 0,
         batching: Annotated[
             str,
             typer.Option(
@@ -318,7 +326,7 @@ def _bert_command(stage: str):
         train_config = Bert4RecTrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
             max_grad_norm=max_grad_norm, mask_prob=mask_prob, objective="cloze" if stage == "pretrain" else objective, last_share=last_share,
-            window_step=window_step, batching=batching, valid_filter_seen=valid_filter_seen, precision=precision, seed=seed,
+            window_step=window_step, max_windows=max_windows, batching=batching, valid_filter_seen=valid_filter_seen, precision=precision, seed=seed,
         )  # fmt: skip
         seed_everything(seed)
         recipe = Bert4RecRecipe(data, model_config, train_config, device, eval_batch_size, init_state, stage)

@@ -5,7 +5,8 @@ windows; it is redrawn every epoch from the recipe's seeded generator.
 
 * Windows: a sequence longer than ``max_len`` is cut into windows of at most ``max_len`` items,
   the first ending at its end, the next ``step`` items earlier, and so on until one starts at its
-  first item, so no interaction is thrown away (step = max_len: no overlap).
+  first item, so no interaction is thrown away (step = max_len: no overlap). ``max_windows`` > 0
+  keeps only the most recent windows of each sequence (older items are then not trained on).
 * Cloze (BERT): each position is chosen with probability ``mask_prob`` (at least one per window);
   a chosen position becomes [MASK] 80 % of the time, a random item 10 %, stays unchanged 10 %; its
   label is the original item. Unchosen positions (and padding, always) have label 0.
@@ -25,13 +26,15 @@ from ..formats import Sequences
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1  # of the chosen positions; the remaining 0.1 stay unchanged
 
 
-def make_windows(seqs: Sequences, max_len: int, step: int) -> Sequences:
+def make_windows(seqs: Sequences, max_len: int, step: int, max_windows: int = 0) -> Sequences:
     """Cut sequences into windows of at most ``max_len`` items (see the module docstring)."""
     if not 1 <= step <= max_len:
         raise ValueError(f"window step must be in 1..max_len ({max_len}), got {step}: larger steps would skip items")
     lengths = seqs.lengths
     extra = np.maximum(lengths - max_len, 0)
     n_win = 1 + -(-extra // step)  # ceil
+    if max_windows > 0:
+        n_win = np.minimum(n_win, max_windows)  # windows are numbered from the end: the recent ones stay
     seq_of = np.repeat(np.arange(len(seqs)), n_win)
     k = np.arange(n_win.sum()) - np.repeat(np.cumsum(n_win) - n_win, n_win)  # window number from the end
     end = lengths[seq_of] - k * step

@@ -60,6 +60,7 @@ class Bert4RecTrainConfig:
     objective: str = "both"  # cloze | last | both | cloze-last
     last_share: float = 1.0  # "both": windows that also give a last-item sample each epoch
     window_step: int = 0  # sliding step of the training windows; 0 = max_len (no overlap)
+    max_windows: int = 0  # most recent windows kept per training sequence; 0 = all
     valid_filter_seen: bool = False  # validate (and pick the best epoch) with the history's items excluded
     batching: str = "random"  # random (mixed lengths) | bucket (similar lengths: less padding, learns less per epoch)
     precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 on CUDA) | fp32 | bf16 | fp16 (CUDA)
@@ -76,8 +77,8 @@ class Bert4RecTrainConfig:
             raise SeqrecError("--mask-prob must be between 0 and 1")
         if not 0 <= self.last_share <= 1:
             raise SeqrecError("--last-share must be between 0 and 1")
-        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0 or self.window_step < 0:
-            raise SeqrecError("--batch-size and --epochs must be >= 1, --lr > 0, --window-step >= 0")
+        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0 or self.window_step < 0 or self.max_windows < 0:
+            raise SeqrecError("--batch-size and --epochs must be >= 1, --lr > 0, --window-step and --max-windows >= 0")
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -139,7 +140,7 @@ class Bert4RecRecipe(Recipe):
             )
         if train_config.valid_filter_seen:
             check_filter_seen(data.manifest.eval_target, "--valid-filter-seen")
-        self.windows = make_windows(data.split("train"), model_config.max_len, step)
+        self.windows = make_windows(data.split("train"), model_config.max_len, step, train_config.max_windows)
         n = len(self.windows)
         self.n_last = n if train_config.objective == "last" else 0
         if train_config.objective == "both":
