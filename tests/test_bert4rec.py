@@ -232,7 +232,7 @@ def test_padding_embedding_is_zero_and_output_is_tied():
 def test_a_batch_in_length_chunks_has_the_whole_batch_loss_and_gradient():
     """The CPU runs a random batch as length-sorted chunks; with dropout off nothing may change."""
     from seqrec_cli.data.masking import cloze_mask, left_pad, length_chunks
-    from seqrec_cli.recipes.bert4rec import Bert4RecRecipe
+    from seqrec_cli.recipes.bert4rec import Bert4RecRecipe, Bert4RecTrainConfig
 
     rng = np.random.default_rng(0)
     seqs = Sequences.from_lists([rng.integers(1, 31, size=int(n)).tolist() for n in rng.integers(2, 16, size=20)])
@@ -240,6 +240,7 @@ def test_a_batch_in_length_chunks_has_the_whole_batch_loss_and_gradient():
     rows = rng.permutation(20)
     recipe = Bert4RecRecipe.__new__(Bert4RecRecipe)  # only train_step's attributes are needed
     recipe.model, recipe.device, recipe.dtype = tiny_model(n_items=30, max_len=16), torch.device("cpu"), None
+    recipe.tc = Bert4RecTrainConfig()
 
     def run(chunk_rows):
         chunks = [(left_pad(inputs, seqs.offsets, c), left_pad(labels, seqs.offsets, c))
@@ -253,6 +254,30 @@ def test_a_batch_in_length_chunks_has_the_whole_batch_loss_and_gradient():
     assert whole[2] == chunked[2] == int((labels > 0).sum())
     assert torch.allclose(whole[0], chunked[0], atol=1e-6) and abs(whole[1] - chunked[1]) < 1e-3
     assert all(a is None and b is None or torch.allclose(a, b, atol=1e-6) for a, b in zip(whole[3], chunked[3]))
+
+
+def test_label_smoothing_spreads_only_over_real_items():
+    """--label-smoothing: (1 - e) * cross-entropy + e * mean over items 1..N of -log p, finite although
+    padding and [MASK] score -inf; 0 gives the plain cross-entropy."""
+    from seqrec_cli.recipes.bert4rec import Bert4RecRecipe, Bert4RecTrainConfig
+
+    n_items = 30
+    items = torch.tensor([[0, 0, 3, 31, 7], [4, 5, 31, 9, 31]]).numpy()  # [2, 5], 31 = [MASK]
+    labels = torch.tensor([[0, 0, 0, 12, 0], [0, 0, 6, 0, 2]]).numpy()
+    recipe = Bert4RecRecipe.__new__(Bert4RecRecipe)
+    recipe.model, recipe.device, recipe.dtype = tiny_model(n_items=n_items, max_len=5), torch.device("cpu"), None
+    recipe.model.eval()  # no dropout: the same logits in every call
+    with torch.no_grad():
+        select = torch.from_numpy(labels) > 0
+        logp = torch.log_softmax(recipe.model(torch.from_numpy(items), select)[:, 1 : n_items + 1], dim=-1)  # [3, N]
+        target = torch.from_numpy(labels)[select] - 1
+        nll = -logp[torch.arange(3), target].mean()
+        uniform = -logp.mean(dim=-1).mean()
+        for eps in (0.0, 0.1, 0.3):
+            recipe.tc = Bert4RecTrainConfig(label_smoothing=eps)
+            loss, _, n = recipe.train_step([(items, labels)])
+            assert n == 3 and torch.isfinite(loss)
+            assert torch.allclose(loss, (1 - eps) * nll + eps * uniform, atol=1e-5)
 
 
 # ================================================================ evaluation input

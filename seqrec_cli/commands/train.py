@@ -210,6 +210,9 @@ def _bert_command(stage: str):
         warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 200,
         max_grad_norm: Annotated[float, typer.Option(min=0.0, help="Gradient clipping norm (0 = off).")] = 5.0,
         mask_prob: Annotated[float, typer.Option(help="Share of positions masked by the cloze objective.")] = 0.2,
+        label_smoothing: Annotated[
+            float, typer.Option(min=0.0, max=0.99, help="Cross-entropy label smoothing (0 = plain cross-entropy; the logged loss includes it).")
+        ] = 0.0,
         objective: Annotated[
             str,
             typer.Option(
@@ -325,7 +328,7 @@ def _bert_command(stage: str):
             model_config.check(str(config) if config is not None else "architecture options")
         train_config = Bert4RecTrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
-            max_grad_norm=max_grad_norm, mask_prob=mask_prob, objective="cloze" if stage == "pretrain" else objective, last_share=last_share,
+            max_grad_norm=max_grad_norm, mask_prob=mask_prob, label_smoothing=label_smoothing, objective="cloze" if stage == "pretrain" else objective, last_share=last_share,
             window_step=window_step, max_windows=max_windows, batching=batching, valid_filter_seen=valid_filter_seen, precision=precision, seed=seed,
         )  # fmt: skip
         seed_everything(seed)

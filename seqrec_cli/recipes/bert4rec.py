@@ -57,6 +57,7 @@ class Bert4RecTrainConfig:
     warmup_steps: int = 200
     max_grad_norm: float = 5.0
     mask_prob: float = 0.2  # share of positions chosen for the cloze objective
+    label_smoothing: float = 0.0  # cross-entropy label smoothing (0 = plain cross-entropy)
     objective: str = "both"  # cloze | last | both | cloze-last
     last_share: float = 1.0  # "both": windows that also give a last-item sample each epoch
     window_step: int = 0  # sliding step of the training windows; 0 = max_len (no overlap)
@@ -75,6 +76,8 @@ class Bert4RecTrainConfig:
             raise SeqrecError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.mask_prob < 1:
             raise SeqrecError("--mask-prob must be between 0 and 1")
+        if not 0 <= self.label_smoothing < 1:
+            raise SeqrecError("--label-smoothing must be in [0, 1)")
         if not 0 <= self.last_share <= 1:
             raise SeqrecError("--last-share must be between 0 and 1")
         if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0 or self.window_step < 0 or self.max_windows < 0:
@@ -227,7 +230,9 @@ class Bert4RecRecipe(Recipe):
             select = labels > 0
             with autocast(self.device, self.dtype):
                 logits = self.model(items, select)  # [m, V]
-            total = total + F.cross_entropy(logits.float(), labels[select], reduction="sum")
+            total = total + F.cross_entropy(  # over the real items 1..N only: padding and [MASK] are -inf
+                logits[:, 1:-1].float(), labels[select] - 1, reduction="sum", label_smoothing=self.tc.label_smoothing
+            )
             n += int(select.sum())
         return total / max(n, 1), float(total.detach()), n
 
