@@ -166,6 +166,7 @@ class Bert4RecRecipe(Recipe):
             f"{c.intermediate_size}, max length {c.max_len}, {c.n_items:,} items, {n:,} parameters",
             f"objective {self.tc.objective} (mask prob {self.tc.mask_prob}"
             + (f", last-item samples for {self.tc.last_share:.0%} of windows" if self.tc.objective == "both" else "")
+            + (f", label smoothing {self.tc.label_smoothing}" if self.tc.label_smoothing else "")
             + f"), AdamW lr {self.tc.lr} "
             f"(warm-up {self.tc.warmup_steps} steps, linear decay), {self.tc.batching} batches of {self.tc.batch_size}, "
             f"{len(self.windows):,} training windows -> {self.n_samples:,} samples/epoch on {self.device.type}"
