@@ -225,14 +225,15 @@ class Bert4RecRecipe(Recipe):
         """One loss over the whole batch (mean over its labelled positions), summed chunk by chunk."""
         total = torch.zeros((), device=self.device)
         n = 0
+        items_only = slice(1, self.model.config.mask_index)  # columns of the real items 1..N
         for chunk_items, chunk_labels in batch:
             items = torch.from_numpy(chunk_items).to(self.device)  # [b, T]
             labels = torch.from_numpy(chunk_labels).to(self.device)  # [b, T]
             select = labels > 0
             with autocast(self.device, self.dtype):
                 logits = self.model(items, select)  # [m, V]
-            total = total + F.cross_entropy(  # over the real items 1..N only: padding and [MASK] are -inf
-                logits[:, 1:-1].float(), labels[select] - 1, reduction="sum", label_smoothing=self.tc.label_smoothing
+            total = total + F.cross_entropy(  # over the real items only: padding and [MASK] score -inf
+                logits[:, items_only].float(), labels[select] - 1, reduction="sum", label_smoothing=self.tc.label_smoothing
             )
             n += int(select.sum())
         return total / max(n, 1), float(total.detach()), n
