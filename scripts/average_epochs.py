@@ -14,12 +14,12 @@ import torch
 
 from seqrec_cli import checkpoint as ckpt
 from seqrec_cli.evaluation import EvalSpec
-from seqrec_cli.inference import data_for, evaluate_checkpoint, load_model
+from seqrec_cli.inference import data_for, evaluate_checkpoint, load
 
 
 def main(model_dir: Path, first: int, last: int) -> None:
     checkpoints = [ckpt.read_checkpoint(model_dir / f"epoch_{e}") for e in range(first, last + 1)]
-    lm = load_model(checkpoints[-1], torch.device("cpu"))
+    lm = load(checkpoints[-1], torch.device("cpu"))
     states = [ckpt.load_weights(c) for c in checkpoints]
     lm.model.load_state_dict({k: sum(s[k].float() for s in states) / len(states) for k in states[0]})
     data = data_for(checkpoints[-1])

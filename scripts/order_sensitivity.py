@@ -15,8 +15,9 @@ import torch
 
 from seqrec_cli import checkpoint as ckpt
 from seqrec_cli.evaluation import EvalSpec, evaluate_batches
-from seqrec_cli.formats import Sequences
-from seqrec_cli.inference import data_for, load_model, score_batches
+from seqrec_cli.sequences import Sequences
+from seqrec_cli.inference import data_for, load
+from seqrec_cli.scoring import score_batches
 
 
 def permuted(seqs: Sequences, kind: str, rng: np.random.Generator) -> Sequences:
@@ -35,7 +36,7 @@ def permuted(seqs: Sequences, kind: str, rng: np.random.Generator) -> Sequences:
 
 def main(path: str) -> None:
     cp = ckpt.read_checkpoint(Path(path))
-    lm = load_model(cp, torch.device("cpu"))
+    lm = load(cp, torch.device("cpu"))
     data = data_for(cp)
     seqs = data.split("valid")
     target = data.manifest.eval_target
@@ -43,7 +44,7 @@ def main(path: str) -> None:
     for kind in ("as-is", "last10", "reversed", "shuffled"):
         s = seqs if kind == "as-is" else permuted(seqs, kind, rng)
         spec = EvalSpec(split="valid", cutoffs=(10,))
-        m = evaluate_batches(score_batches(lm, s, target, 512), s, data.n_items, target, spec).metrics
+        m = evaluate_batches(score_batches(lm.model, lm.entry, s, target, 512), s, data.n_items, target, spec).metrics
         print(f"{kind:9s} HR@10 {m['hr@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}")
 
 

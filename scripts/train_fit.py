@@ -14,12 +14,12 @@ import torch
 
 from seqrec_cli import checkpoint as ckpt
 from seqrec_cli.evaluation import EvalSpec
-from seqrec_cli.inference import data_for, evaluate_checkpoint, load_model
+from seqrec_cli.inference import data_for, evaluate_checkpoint, load
 
 
 def main(path: Path) -> None:
     checkpoint = ckpt.read_checkpoint(path)
-    lm = load_model(checkpoint, torch.device("cpu"))
+    lm = load(checkpoint, torch.device("cpu"))
     data = data_for(checkpoint)
     for split in ("train", "valid"):
         m = evaluate_checkpoint(lm, data, EvalSpec(split=split, cutoffs=(10,), filter_seen=True)).metrics

@@ -1,42 +1,115 @@
-"""Checkpoints that describe themselves, and the guard that keeps one model folder to one run.
+"""Checkpoints that describe and verify themselves, the one path from a checkpoint to a model, and
+the guard that keeps one model folder to one run.
 
-``<model_dir>/epoch_<N>/`` holds ``model.pt`` (a state_dict), ``config.json`` (model name and
-config, training config, data folder, vocabulary path + SHA-256, the epoch's metrics) and
-``train_state.pt`` (optimizer, scheduler and RNG states). Everything loads with
-``torch.load(weights_only=True)``: no pickled objects. A checkpoint folder is written under a
-temporary name and renamed when complete, so an ``epoch_N`` folder is always whole.
+``<model_dir>/epoch_<N>/`` holds ``model.pt`` (a state_dict), ``train_state.pt`` (optimizer,
+scheduler and RNG states) and ``config.json`` (a :class:`CheckpointConfig`: model name, typed
+model and training configs, data folder, vocabulary path + SHA-256, the epoch's metrics and the
+SHA-256 of both ``.pt`` files). Everything loads with ``torch.load(weights_only=True)``: no pickled
+objects. A checkpoint folder is written under a temporary name and renamed when complete, so an
+``epoch_N`` folder is always whole; on load the ``.pt`` files are checked against their recorded
+checksums, and anything unusable (truncated, foreign, pickled, of another shape, edited) is one
+error naming the file.
 
-``<model_dir>/run.json`` records which model and data set the folder belongs to; training
-refuses to mix another model or data set into it.
+``<model_dir>/run.json`` records which model, data set and run the folder belongs to; training
+refuses to mix another model or data set into it, and ``infer`` flags checkpoints of another run.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import re
+import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import formats
 from .errors import BadInputError, MismatchError, MissingInputError, SeqrecError
-from .fileio import atomic_dir, write_json
+from .fileio import atomic_dir, sha256_file, write_json
+from .hparams import from_json, parse_record, read_json_file
+from .models import entry_for
+from .models.spec import ModelEntry
 
 _EPOCH_RE = re.compile(rf"^{formats.CHECKPOINT_PREFIX}(\d+)$")
+FORMAT_VERSION = 2  # of checkpoint config.json; 2: typed configs, loss settings in model_config, file checksums
+
+
+@dataclass
+class DataRef:
+    """The processed data a checkpoint was trained on."""
+
+    train_dir: str  # as given on the command line
+    train_dir_abs: str  # resolved, used when the relative path no longer points at it
+    dataset: str  # manifest name, e.g. ml-1m
+    eval_target: str  # last | all
+    data_fingerprint: str  # SHA-256 over the vocabulary and split checksums (16 hex digits)
+
+
+@dataclass
+class VocabRef:
+    path: str
+    sha256: str
+
+
+@dataclass
+class BestEpoch:
+    epoch: int | None  # None until a validation ran
+    metric: str
+    value: float | None
+
+
+@dataclass
+class CheckpointConfig:
+    """What ``config.json`` holds; ``model_config`` / ``train_config`` are the entry's dataclasses."""
+
+    model: str
+    stage: str  # train | pretrain
+    epoch: int
+    model_config: Any
+    train_config: Any
+    data: DataRef
+    vocab: VocabRef
+    metrics: dict[str, Any]  # the epoch's statistics (loss, steps, seconds, validation figures)
+    best: BestEpoch
+    run_id: str  # the run this checkpoint belongs to (run.json of its folder)
+    seqrec_version: str
+    files: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256, filled in when saved
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, **asdict(self)}
 
 
 @dataclass
 class Checkpoint:
     path: Path
-    epoch: int
-    config: dict[str, Any]
+    config: CheckpointConfig
+    entry: ModelEntry
+
+    @property
+    def epoch(self) -> int:
+        return self.config.epoch
 
     @property
     def model_name(self) -> str:
-        return self.config["model"]
+        return self.config.model
 
 
+@dataclass
+class RunRecord:
+    """``run.json``: which model, data set and run a model folder belongs to."""
+
+    model: str
+    dataset: str
+    train_dir: str
+    data_fingerprint: str
+    run_id: str = ""
+    created: str = ""
+    best: BestEpoch | None = None
+
+
+# ---------------------------------------------------------------------------------------------- listing
 def list_epochs(model_dir: Path) -> list[int]:
     """Epochs with a complete checkpoint folder, ascending."""
     model_dir = Path(model_dir)
@@ -50,69 +123,149 @@ def list_epochs(model_dir: Path) -> list[int]:
     return sorted(epochs)
 
 
+# ---------------------------------------------------------------------------------------------- saving
 def save_checkpoint(
-    model_dir: Path, epoch: int, state_dict: dict, config: dict[str, Any], train_state: dict[str, Any] | None
+    model_dir: Path, config: CheckpointConfig, state_dict: dict, train_state: dict[str, Any] | None
 ) -> Path:
+    """Write ``epoch_<config.epoch>`` as a unit; a full disk is one error and leaves nothing behind."""
     import torch
 
-    dest = formats.checkpoint_dir(model_dir, epoch)
-    with atomic_dir(dest) as tmp:
-        torch.save(state_dict, tmp / formats.WEIGHTS_FILE)
-        if train_state is not None:
-            torch.save(train_state, tmp / formats.STATE_FILE)
-        body = {"format_version": formats.FORMAT_VERSION, "epoch": epoch, **config}
-        (tmp / formats.CONFIG_FILE).write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    dest = formats.checkpoint_dir(model_dir, config.epoch)
+    try:
+        with atomic_dir(dest) as tmp:
+            files = {formats.WEIGHTS_FILE: state_dict}
+            if train_state is not None:
+                files[formats.STATE_FILE] = train_state
+            for name, obj in files.items():
+                torch.save(obj, tmp / name)
+                config.files[name] = sha256_file(tmp / name)
+            (tmp / formats.CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n", encoding="utf-8")
+    except (RuntimeError, OSError) as exc:
+        text = str(exc)
+        if getattr(exc, "errno", None) == 28 or "No space left" in text or "unexpected pos" in text or "iostream" in text:
+            kept = list_epochs(model_dir)
+            have = f"; kept the earlier checkpoints (epochs {kept[0]}..{kept[-1]})" if kept else ""
+            raise SeqrecError(f"{dest}: No space left on device{have}") from None
+        raise
     return dest
 
 
+# ---------------------------------------------------------------------------------------------- reading
 def read_checkpoint(path: Path) -> Checkpoint:
+    """The checkpoint folder ``path`` with its typed, checked config (weights are not loaded yet)."""
     path = Path(path)
     cfg_file = path / formats.CONFIG_FILE
     if not path.is_dir() or not cfg_file.is_file() or not (path / formats.WEIGHTS_FILE).is_file():
         raise MissingInputError(path, "seqrec train ...", what="checkpoint")
+    raw = read_json_file(cfg_file, "checkpoint config")
+    if not isinstance(raw, dict) or "model" not in raw:
+        raise BadInputError(cfg_file, "not a seqrec checkpoint config (no \"model\" key)")
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        wrote = f" (written by seqrec {raw['seqrec_version']})" if isinstance(raw.get("seqrec_version"), str) else ""
+        raise MismatchError(
+            f"{cfg_file}: checkpoint format version {version!r}{wrote}; this seqrec reads version {FORMAT_VERSION}: "
+            "retrain, or use the seqrec version that wrote it"
+        )
+    body = {k: v for k, v in raw.items() if k != "format_version"}
+    entry = entry_for(body["model"], cfg_file)
+    body["model_config"] = from_json(entry.config, body.get("model_config"), f"{cfg_file}: model_config")
+    body["train_config"] = from_json(entry.train_config, body.get("train_config"), f"{cfg_file}: train_config")
+    cfg = parse_record(CheckpointConfig, body, cfg_file)  # the typed configs pass through as they are
+    if cfg.epoch < 1:
+        raise BadInputError(cfg_file, f"epoch must be >= 1, got {cfg.epoch}")
+    if cfg.stage != "train" and cfg.stage not in entry.stages:
+        raise BadInputError(cfg_file, f"stage must be train{''.join(', ' + s for s in entry.stages)}, got {cfg.stage!r}")
+    return Checkpoint(path, cfg, entry)
+
+
+def _load_pt(ckpt: Checkpoint, name: str, device: Any) -> Any:
+    """torch.load(weights_only=True) of a checkpoint file, checked against its recorded SHA-256;
+    every failure is one error naming the file (never advice to turn weights_only off)."""
+    import torch
+
+    path = ckpt.path / name
+    if not path.is_file():
+        raise MissingInputError(path, what="checkpoint file")
+    expected = ckpt.config.files.get(name)
+    matches = expected is not None and sha256_file(path) == expected
     try:
-        config = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(cfg_file, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
-    if config.get("format_version") != formats.FORMAT_VERSION or "model" not in config:
-        raise MismatchError(f"{cfg_file}: not a seqrec {formats.FORMAT_VERSION} checkpoint config")
-    return Checkpoint(path, int(config.get("epoch", 0)), config)
+        obj = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise BadInputError(path, "not a seqrec checkpoint file (it holds pickled Python objects); it was not loaded") from None
+    except (RuntimeError, EOFError, ValueError, OSError, IndexError, KeyError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadInputError(path, f"unreadable checkpoint file (truncated or not written by torch.save: {reason})") from None
+    if not matches:
+        raise BadInputError(
+            path,
+            "does not match the SHA-256 recorded in config.json: the file changed after the checkpoint was written"
+            if expected is not None
+            else "no SHA-256 is recorded for it in config.json",
+        )
+    return obj
 
 
 def load_weights(ckpt: Checkpoint, device: Any = "cpu") -> dict:
-    import torch
-
-    return torch.load(ckpt.path / formats.WEIGHTS_FILE, map_location=device, weights_only=True)
+    return _load_pt(ckpt, formats.WEIGHTS_FILE, device)
 
 
 def load_train_state(ckpt: Checkpoint) -> dict:
-    import torch
-
     path = ckpt.path / formats.STATE_FILE
     if not path.is_file():
         raise MissingInputError(path, what="training state (needed by --resume)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return _load_pt(ckpt, formats.STATE_FILE, "cpu")
 
 
-def read_run(model_dir: Path) -> dict[str, Any] | None:
+def build_model(entry: ModelEntry, model_config: Any, device: Any):
+    """A fresh model of ``entry`` from its config, on ``device``; a model too large for memory is an error."""
+    try:
+        return entry.load_model()(model_config).to(device)
+    except (RuntimeError, MemoryError) as exc:
+        if isinstance(exc, MemoryError) or "alloc" in str(exc) or "memory" in str(exc):
+            raise SeqrecError(f"{entry.title} with this configuration does not fit in memory ({model_config})") from None
+        raise
+
+
+def load_state(model, ckpt: Checkpoint, device: Any) -> None:
+    """Load ``ckpt``'s weights into ``model``; weights of another shape or set are one error."""
+    state = load_weights(ckpt, device)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        detail = next((line.strip() for line in first[1:] if line.strip()), first[0] if first else "")
+        raise BadInputError(
+            ckpt.path / formats.WEIGHTS_FILE, f"the weights do not fit the model described in config.json ({detail})"
+        ) from None
+
+
+def load_model(ckpt: Checkpoint, device: Any = "cpu"):
+    """The one path from a checkpoint to a model (infer, evaluate, recommend, --init-from, --resume):
+    build the registry's model from the typed config, load the verified weights, eval mode."""
+    model = build_model(ckpt.entry, ckpt.config.model_config, device)
+    load_state(model, ckpt, device)
+    model.eval()
+    return model
+
+
+# ---------------------------------------------------------------------------------------------- run.json
+def read_run(model_dir: Path) -> RunRecord | None:
     path = Path(model_dir) / formats.RUN_FILE
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
+    return parse_record(RunRecord, read_json_file(path, "run record"), path)
 
 
-def write_run(model_dir: Path, run: dict[str, Any]) -> None:
-    write_json(Path(model_dir) / formats.RUN_FILE, run)
+def write_run(model_dir: Path, run: RunRecord) -> None:
+    write_json(Path(model_dir) / formats.RUN_FILE, asdict(run))
 
 
-def claim_model_dir(model_dir: Path, run: dict[str, Any], resume: bool, overwrite: bool) -> int:
-    """Make ``model_dir`` this run's folder; return the epoch to resume from (0 = from scratch).
+def claim_model_dir(model_dir: Path, run: RunRecord, resume: bool, overwrite: bool) -> tuple[int, RunRecord]:
+    """Make ``model_dir`` this run's folder: (the epoch to resume from, 0 = from scratch; the run record).
 
-    ``run`` holds at least ``model`` and ``data_fingerprint``. A folder of another model or data set
-    is refused; a folder with checkpoints of this run needs ``--resume`` or ``--overwrite``.
+    A folder of another model or data set is refused; a folder with checkpoints of this run needs
+    ``--resume`` or ``--overwrite``. The caller holds the folder's lock.
     """
     model_dir = Path(model_dir)
     existing = read_run(model_dir)
@@ -121,23 +274,23 @@ def claim_model_dir(model_dir: Path, run: dict[str, Any], resume: bool, overwrit
         for stale in model_dir.glob(f".{formats.CHECKPOINT_PREFIX}*.tmp"):
             shutil.rmtree(stale, ignore_errors=True)
     if existing is not None and not overwrite:
-        if existing.get("model") != run["model"]:
+        if existing.model != run.model:
             raise MismatchError(
-                f"{model_dir} holds {existing.get('model')} checkpoints; this is {run['model']}. "
+                f"{model_dir} holds {existing.model} checkpoints; this is {run.model}. "
                 f"Use another --model-dir, or --overwrite to replace them"
             )
-        if existing.get("data_fingerprint") != run["data_fingerprint"]:
+        if existing.data_fingerprint != run.data_fingerprint:
             raise MismatchError(
-                f"{model_dir} holds checkpoints trained on {existing.get('train_dir')} "
-                f"(data set {existing.get('dataset')}), not on {run['train_dir']}. "
+                f"{model_dir} holds checkpoints trained on {existing.train_dir} "
+                f"(data set {existing.dataset}), not on {run.train_dir}. "
                 f"Use another --model-dir, or --overwrite to replace them"
             )
     if resume:
         if overwrite:
             raise SeqrecError("--resume and --overwrite exclude each other")
-        if not epochs:
+        if not epochs or existing is None:
             raise MissingInputError(model_dir / f"{formats.CHECKPOINT_PREFIX}N", what="checkpoint to resume from")
-        return epochs[-1]
+        return epochs[-1], existing
     if epochs and not overwrite:
         raise SeqrecError(
             f"{model_dir} already has checkpoints (epoch {epochs[0]}..{epochs[-1]}); "
@@ -148,5 +301,6 @@ def claim_model_dir(model_dir: Path, run: dict[str, Any], resume: bool, overwrit
             if _EPOCH_RE.match(child.name) or child.name in (formats.METRICS_FILE, formats.RUN_FILE):
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
     model_dir.mkdir(parents=True, exist_ok=True)
-    write_run(model_dir, {**run, "created": formats.now_iso()})
-    return 0
+    record = RunRecord(**{**asdict(run), "run_id": secrets.token_hex(8), "created": formats.now_iso()})
+    write_run(model_dir, record)
+    return 0, record

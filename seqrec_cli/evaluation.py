@@ -2,7 +2,7 @@
 
 A model contributes only a stream of :class:`ScoreBatch` (scores of every item for a batch of
 predictions); this module turns them into metrics under the chosen protocol, so the rank and
-tie rules are the same for every model. Protocols (PROTOCOLS.md §4):
+tie rules are the same for every model. Protocols (docs/protocols.md §4):
 
 * full ranking (default): the target against every item 1..N;
 * sampled: the target against K negatives drawn per sequence by popularity (training counts) or
@@ -15,15 +15,17 @@ tie rules are the same for every model. Protocols (PROTOCOLS.md §4):
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .data.history import prediction_positions, targets_at
+from .data.sampling import popularity
 from .errors import SeqrecError
-from .formats import Sequences
 from .metrics import MetricAccumulator, full_ranks, sampled_ranks
+from .sequences import Sequences
 
 
 @dataclass
@@ -57,6 +59,15 @@ class EvalResult:
 def hit_name(eval_target: str) -> str:
     """'recall' in the session-based literature (GRU4Rec), 'hr' in the leave-one-out literature."""
     return "recall" if eval_target == "all" else "hr"
+
+
+def metric_key(name: str, eval_target: str) -> str:
+    """A metric as this data names it: with one target per prediction recall@k and HR@k are the
+    same number, called recall@k on session data (eval target "all") and hr@k on leave-one-out."""
+    base, at, k = name.partition("@")
+    if base in ("recall", "hr"):
+        base = hit_name(eval_target)
+    return f"{base}{at}{k}"
 
 
 def protocol_labels(spec: EvalSpec, eval_target: str, n_items: int) -> tuple[str, str]:
@@ -94,10 +105,8 @@ def sample_negatives(
         b = stop - start
         u = torch.rand(b, n_items + 1, generator=gen, dtype=torch.float64).clamp_(min=1e-300)
         keys = log_w.expand(b, -1) - torch.log(-torch.log(u))
-        lengths = seqs.lengths[start:stop]
-        row = np.repeat(np.arange(b), lengths)
-        items = seqs.items[seqs.offsets[start] : seqs.offsets[stop]]
-        keys[torch.from_numpy(row), torch.from_numpy(items)] = float("-inf")
+        own = seqs.take(np.arange(start, stop))
+        keys[torch.from_numpy(own.row_ids()), torch.from_numpy(own.items)] = float("-inf")
         available = torch.isfinite(keys).sum(1)
         if (available < k).any():
             row = start + int(torch.nonzero(available < k)[0])
@@ -146,24 +155,32 @@ def check_filter_seen(eval_target: str, flag: str) -> None:
 
 
 def mask_history(scores: torch.Tensor, seqs: Sequences, rows: np.ndarray, target_pos: np.ndarray) -> None:
-    """Set the scores of each prediction's history items (seq[:target_pos]) to -inf, in place."""
-    lengths = np.asarray(target_pos, dtype=np.int64)
-    b = np.repeat(np.arange(len(rows)), lengths)
-    offs = np.concatenate([[0], np.cumsum(lengths)])[:-1]
-    pos = np.arange(int(lengths.sum())) - np.repeat(offs, lengths)
-    items = seqs.items[seqs.offsets[rows][b] + pos]
-    scores[torch.from_numpy(b).to(scores.device), torch.from_numpy(items).to(scores.device)] = float("-inf")
+    """Set the scores of each prediction's history items (seq[:target_pos]) to -inf, in place.
+    scores: [b, V]; rows, target_pos: [b]."""
+    history = seqs.slice(rows, np.zeros(len(rows), dtype=np.int64), target_pos)
+    device = scores.device
+    scores[torch.from_numpy(history.row_ids()).to(device), torch.from_numpy(history.items).to(device)] = float("-inf")
 
 
-def prediction_positions(seqs: Sequences, eval_target: str) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, target_pos) of every prediction of a split, in order: the last item of each line, or
-    every position after the first."""
-    lengths = seqs.lengths
-    if eval_target == "last":
-        rows = np.flatnonzero(lengths >= 2)
-        return rows, lengths[rows] - 1
-    n_pred = np.clip(lengths - 1, 0, None)
-    rows = np.repeat(np.arange(len(seqs)), n_pred)
-    offs = np.concatenate([[0], np.cumsum(n_pred)])[:-1]
-    target_pos = np.arange(int(n_pred.sum())) - np.repeat(offs, n_pred) + 1
-    return rows, target_pos
+def evaluate_popularity(data, spec: EvalSpec) -> EvalResult:
+    """The yardstick: every prediction ranks items by their training popularity (ties pessimistic)."""
+    seqs, target, counts = eval_inputs(data, spec)
+    scores = torch.tensor(counts, dtype=torch.float32)
+    scores[0] = float("-inf")
+    rows, target_pos = prediction_positions(seqs, target)
+
+    def batches() -> Iterator[ScoreBatch]:
+        for start in range(0, len(rows), spec.batch_size):
+            r, tp = rows[start : start + spec.batch_size], target_pos[start : start + spec.batch_size]
+            yield ScoreBatch(scores.expand(len(r), -1).clone(), targets_at(seqs, r, tp), r, tp)
+
+    return evaluate_batches(batches(), seqs, data.n_items, target, spec, counts)
+
+
+def eval_inputs(data, spec: EvalSpec) -> tuple[Sequences, str, np.ndarray]:
+    """(sequences of the split, eval target, training popularity) shared by every evaluation."""
+    seqs = data.split(spec.split)
+    target = data.manifest.eval_target
+    if spec.filter_seen:
+        check_filter_seen(target, "--filter-seen")
+    return seqs, target, popularity(data.split("train").items, data.n_items)

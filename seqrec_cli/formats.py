@@ -32,6 +32,7 @@ import numpy as np
 from . import __version__
 from .errors import BadInputError, MismatchError, MissingInputError, SeqrecError
 from .fileio import atomic_path, sha256_file, write_json
+from .sequences import Sequences
 
 FORMAT_VERSION = 1
 
@@ -112,42 +113,7 @@ def make_hint(folder: Path) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------- sequences (the processed format)
-class Sequences:
-    """Variable-length integer sequences stored flat: ``items[offsets[i]:offsets[i+1]]`` is line i."""
-
-    __slots__ = ("items", "offsets")
-
-    def __init__(self, items: np.ndarray, offsets: np.ndarray):
-        self.items = np.ascontiguousarray(items, dtype=np.int64)  # [total]
-        self.offsets = np.ascontiguousarray(offsets, dtype=np.int64)  # [n+1]
-
-    @classmethod
-    def from_lists(cls, seqs: list[list[int]] | list[np.ndarray]) -> Sequences:
-        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        items = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs]) if seqs else np.zeros(0, np.int64)
-        return cls(items, offsets)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.items[self.offsets[i] : self.offsets[i + 1]]
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    @property
-    def n_events(self) -> int:
-        return int(self.offsets[-1])
-
-    def to_lists(self) -> list[list[int]]:
-        return [self[i].tolist() for i in range(len(self))]
-
-
+# ---------------------------------------------------------------- sequence files (the processed format)
 _DIGITS = re.compile(r"[0-9]{1,18}")  # a non-negative int64 written plainly (no sign, no exponent)
 _SEQ_TEXT = re.compile(r"[0-9 \t\n]*")  # everything a well-formed sequence file may contain
 _TOO_LONG = re.compile(r"[0-9]{19,}")
@@ -362,9 +328,8 @@ def check_no_leakage(splits: dict[str, Sequences], eval_target: str, where: Path
                 f"{where}: line {i + 1}: the {name} sequence has {seqs.lengths[i]} items and the test line "
                 f"{test.lengths[i]}: it would reach a held-out target (leakage)"
             )
-        row = np.repeat(np.arange(len(seqs)), seqs.lengths)
-        pos = np.arange(seqs.n_events) - seqs.offsets[:-1][row]
-        differs = seqs.items != test.items[test.offsets[:-1][row] + pos]
+        row = seqs.row_ids()
+        differs = seqs.items != test.items[test.offsets[:-1][row] + seqs.positions()]
         if differs.any():
             i = int(row[np.argmax(differs)])
             raise MismatchError(f"{where}: line {i + 1}: the {name} sequence is not a prefix of the test sequence")

@@ -1,11 +1,13 @@
-"""One training loop for both models: epochs, steps, progress, metrics.jsonl, checkpoints, resume.
+"""One training loop for every model: epochs, steps, progress, metrics.jsonl, checkpoints, resume.
 
-What differs between models lives in a :class:`Recipe` (batches, loss, optimizer, validation);
-this module owns everything around it, so both models checkpoint, resume, log and stop early in
-exactly the same way.
+The loop calls the model and nothing else: ``model(batch)`` gives the loss of a batch from the
+model's training batcher (``seqrec_cli.data``), ``model.configure_optimizers`` the optimizer and
+schedule; validation goes through the scoring layer shared with ``infer`` and ``evaluate``
+(``seqrec_cli.scoring``). So every model checkpoints, resumes, logs and stops early in exactly the
+same way, and a wrapper such as ``DistributedDataParallel`` sees every forward pass.
 
 Determinism: the model is initialised after ``torch.manual_seed(seed)``; every random stream a
-recipe uses (shuffling, masking, negative sampling) comes from generators seeded from the same
+batcher uses (shuffling, masking, negative sampling) comes from generators seeded from the same
 seed; the states of all of them and of torch's global RNG (dropout) are saved with each epoch's
 checkpoint and restored by ``--resume``, so an interrupted run resumed from its last checkpoint
 ends with the same weights and metrics as an uninterrupted one (on the CPU).
@@ -16,20 +18,23 @@ from __future__ import annotations
 import json
 import math
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from . import __version__, formats
 from . import checkpoint as ckpt
-from . import formats
 from .console import Tracker, note, say
 from .errors import MismatchError, SeqrecError
+from .evaluation import EvalSpec, check_filter_seen, metric_key
 from .fileio import atomic_path
+from .models.base import SequentialRecommender, autocast, autocast_dtype, to_device
+from .models.spec import RESUMABLE, ModelEntry
+from .scoring import evaluate_model
+
+HEADLINE_VALID = ("hr@10", "ndcg@10", "recall@20", "mrr@20", "hr@20")  # shown on each epoch's line
 
 
 @dataclass
@@ -37,13 +42,11 @@ class RunOptions:
     """Options about the run, not the model: where it goes and how it is watched."""
 
     model_dir: Path
-    epochs: int
     resume: bool = False
     overwrite: bool = False
-    use_cuda: bool = False
     log_every: int = 200  # steps between plain log lines / metrics.jsonl step records
-    patience: int = 0  # validations without improvement before stopping (0 = never)
-    valid_every: int = 1  # validate after every N-th epoch (and after the last)
+    eval_batch_size: int = 256  # predictions scored at once in validation
+    stage: str = "train"
 
 
 def pick_device(use_cuda: bool) -> torch.device:
@@ -58,67 +61,62 @@ def pick_device(use_cuda: bool) -> torch.device:
     return torch.device("cuda")
 
 
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
+def precision_dtype(precision: str, device: torch.device, model: SequentialRecommender) -> torch.dtype | None:
+    try:
+        return autocast_dtype(precision, device, model.cuda_precision)
+    except ValueError as exc:
+        raise SeqrecError(str(exc)) from None
 
 
-class Recipe(ABC):
-    """The model-specific half of training."""
+def data_info(data: formats.ProcessedData, train_dir: Path) -> dict[str, Any]:
+    """What a checkpoint records about its data: where, which, and a fingerprint of the content."""
+    import hashlib
 
-    name: str  # registry name, e.g. "gru4rec"
-    model: nn.Module
-    device: torch.device
-    max_grad_norm: float | None = None
-    scaler: Any = None  # torch.amp.GradScaler when training in fp16
-    valid_key: str = "ndcg@10"  # validation metric that picks the best epoch (higher is better)
-    loss_label: str = "loss"
-    perplexity: bool = False  # the loss is a full-softmax cross-entropy: show exp(loss) too
-
-    @abstractmethod
-    def config(self) -> dict[str, Any]:
-        """JSON-able description: {"model": name, "model_config": ..., "train_config": ...}."""
-
-    @abstractmethod
-    def make_optimizer(self, total_steps: int) -> tuple[Any, Any | None]:
-        """(optimizer, scheduler or None); total_steps is the planned number of steps of the run."""
-
-    @abstractmethod
-    def steps_per_epoch(self) -> int: ...
-
-    @abstractmethod
-    def epoch_batches(self) -> Iterator[Any]:
-        """Batches of one epoch, drawn from the recipe's own seeded generators."""
-
-    @abstractmethod
-    def train_step(self, batch: Any) -> tuple[torch.Tensor, float, int]:
-        """(loss to backpropagate, summed loss over targets for logging, number of targets)."""
-
-    def validate(self) -> dict[str, float] | None:
-        return None
-
-    def rng_state(self) -> dict[str, Any]:
-        """States of the recipe's own generators (shuffling, masking, sampling), for checkpoints."""
-        return {}
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
-        """Restore what :meth:`rng_state` returned (on --resume)."""
-
-    def summary(self) -> list[str]:
-        n = sum(p.numel() for p in self.model.parameters())
-        return [f"{self.name}: {n:,} parameters"]
+    m = data.manifest
+    fp = hashlib.sha256()
+    fp.update(m.vocab_sha256.encode())
+    for name in sorted(m.splits):
+        fp.update(f"{name}:{m.splits[name].sha256}".encode())
+    return {
+        "data": ckpt.DataRef(
+            train_dir=str(train_dir),
+            train_dir_abs=str(Path(train_dir).resolve()),
+            dataset=m.dataset,
+            eval_target=m.eval_target,
+            data_fingerprint=fp.hexdigest()[:16],
+        ),
+        "vocab": ckpt.VocabRef(str(data.vocab_file), m.vocab_sha256),
+    }
 
 
-def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The part of a run's config that must not change across --resume."""
-    train = {k: v for k, v in cfg.get("train_config", {}).items() if k not in ("epochs",)}
-    return {"model_config": cfg.get("model_config"), "train_config": train}
+def _comparable(model_config: Any, train_config: Any) -> dict[str, Any]:
+    """The settings that must not change across --resume."""
+    train = {k: v for k, v in asdict(train_config).items() if k not in RESUMABLE}
+    return {"model_config": asdict(model_config), "train_config": train}
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, run: RunOptions, data_info: dict[str, Any]):
-        self.recipe = recipe
+    def __init__(
+        self,
+        entry: ModelEntry,
+        model: SequentialRecommender,
+        batcher: Any,
+        train_config: Any,
+        run: RunOptions,
+        data: formats.ProcessedData,
+        train_dir: Path,
+    ):
+        self.entry = entry
+        self.model = model
+        self.batcher = batcher
+        self.tc = train_config
         self.run = run
-        self.data_info = data_info  # train_dir, dataset, data_fingerprint, vocab path/sha256
+        self.data = data
+        self.info = data_info(data, train_dir)
+        self.device = next(model.parameters()).device
+        self.dtype = precision_dtype(train_config.precision, self.device, model)
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+        self.valid_key = metric_key(entry.valid_metric, data.manifest.eval_target)
         self.metrics_path = Path(run.model_dir) / formats.METRICS_FILE
 
     # ------------------------------------------------------------------ bookkeeping
@@ -136,199 +134,256 @@ class Trainer:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if rec.get("epoch", 0) <= last_epoch:
+            if isinstance(rec, dict) and rec.get("epoch", 0) <= last_epoch:
                 kept.append(line)
         with atomic_path(self.metrics_path) as tmp:
             tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
 
-    def _checkpoint_config(self, epoch: int, stats: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **self.recipe.config(),
-            "data": {k: self.data_info[k] for k in ("train_dir", "train_dir_abs", "dataset", "eval_target", "data_fingerprint")},
-            "vocab": {"path": self.data_info["vocab_path"], "sha256": self.data_info["vocab_sha256"]},
-            "epoch": epoch,
-            "metrics": stats,
-            "best": best,
-            "seqrec_version": self.data_info.get("seqrec_version"),
-        }
+    def validate(self) -> dict[str, float] | None:
+        if "valid" not in self.data.splits:
+            return None
+        spec = EvalSpec(
+            split="valid", cutoffs=(10, 20), filter_seen=self.tc.valid_filter_seen, batch_size=self.run.eval_batch_size
+        )
+        return evaluate_model(self.model, self.entry, self.data, spec, self.dtype).metrics
 
-    # ------------------------------------------------------------------ the loop
-    def fit(self) -> dict[str, Any]:
-        recipe, run = self.recipe, self.run
-        run_record = {
-            "model": recipe.name,
-            "dataset": self.data_info["dataset"],
-            "train_dir": self.data_info["train_dir"],
-            "data_fingerprint": self.data_info["data_fingerprint"],
-        }
-        start_epoch = ckpt.claim_model_dir(run.model_dir, run_record, run.resume, run.overwrite)
-        steps_per_epoch = recipe.steps_per_epoch()  # an estimate; corrected by the count of each finished epoch
-        optimizer, scheduler = recipe.make_optimizer(steps_per_epoch * run.epochs)
-        best: dict[str, Any] = {"epoch": None, "metric": recipe.valid_key, "value": None}
-        global_step = 0
-        if start_epoch:
-            last = ckpt.read_checkpoint(formats.checkpoint_dir(run.model_dir, start_epoch))
-            if _comparable(last.config) != _comparable(recipe.config()):
-                raise MismatchError(
-                    f"--resume: the settings differ from those {last.path} was trained with; "
-                    "rerun with the same options (only --epochs may change) or use a new --model-dir"
-                )
-            recipe.model.load_state_dict(ckpt.load_weights(last, recipe.device))
-            state = ckpt.load_train_state(last)
+    def _restore(self, start_epoch: int, record: ckpt.RunRecord, optimizer, scheduler, planned_steps: int):
+        """--resume: check the settings, then load weights, optimizer, schedule and every RNG state."""
+        last = ckpt.read_checkpoint(formats.checkpoint_dir(self.run.model_dir, start_epoch))
+        if _comparable(last.config.model_config, last.config.train_config) != _comparable(self.model.config, self.tc):
+            raise MismatchError(
+                f"--resume: the settings differ from those {last.path} was trained with; "
+                f"rerun with the same options (only {', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} may "
+                "change) or use a new --model-dir"
+            )
+        state = ckpt.load_train_state(last)
+        if scheduler is not None and state.get("planned_steps") not in (None, planned_steps):
+            was = last.config.train_config.epochs
+            raise MismatchError(
+                f"--resume with --epochs {self.tc.epochs}: the learning rate of this run follows a schedule over "
+                f"--epochs {was} (it decays to 0 at the end); resume with --epochs {was}, or start a new run"
+            )
+        ckpt.load_state(self.model, last, self.device)
+        try:
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None and state.get("scheduler") is not None:
                 scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"]["torch"])
             if "cuda" in state["rng"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-            recipe.load_rng_state(state["rng"]["recipe"])
-            global_step = int(state["step"])
-            best = last.config.get("best", best)
+            self.batcher.load_rng_state(state["rng"]["batcher"])
+            step = int(state["step"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise SeqrecError(
+                f"{last.path / formats.STATE_FILE}: not the training state of this run ({type(exc).__name__}: {exc})"
+            ) from None
+        note(f"resuming from {last.path} (epoch {start_epoch}, step {step})")
+        return step, last.config.best
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> dict[str, Any]:
+        model, tc, run = self.model, self.tc, self.run
+        data_ref = self.info["data"]
+        wanted = ckpt.RunRecord(self.entry.name, data_ref.dataset, data_ref.train_dir, data_ref.data_fingerprint)
+        start_epoch, record = ckpt.claim_model_dir(run.model_dir, wanted, run.resume, run.overwrite)
+        steps_per_epoch = self.batcher.steps_per_epoch()  # an estimate; corrected by each finished epoch's count
+        planned_steps = steps_per_epoch * tc.epochs
+        optimizer, scheduler = model.configure_optimizers(tc, planned_steps)
+        best = ckpt.BestEpoch(None, self.valid_key, None)
+        global_step = 0
+        if start_epoch:
+            global_step, best = self._restore(start_epoch, record, optimizer, scheduler, planned_steps)
             self._truncate_log(start_epoch)
-            note(f"resuming from {last.path} (epoch {start_epoch}, step {global_step})")
         elif self.metrics_path.exists():
             self.metrics_path.unlink()
 
-        for line in recipe.summary():
+        for line in model.summary(tc):
             note(line)
-        if start_epoch >= run.epochs:
-            note(f"nothing to do: {run.model_dir} already has epoch {start_epoch} of {run.epochs}")
+        note(
+            f"{self.batcher.describe()} on {self.device.type}" + (f" ({self.dtype})" if self.dtype else "")
+            + f"; validation: full ranking{' without the items already in the history (full+filter-seen)' if tc.valid_filter_seen else ''}"
+            + f", best epoch by {self.valid_key}"
+        )  # fmt: skip
+        if start_epoch >= tc.epochs:
+            note(f"nothing to do: {run.model_dir} already has epoch {start_epoch} of {tc.epochs}")
         bad_epochs = 0
         history: list[dict[str, Any]] = []
-        for epoch in range(start_epoch + 1, run.epochs + 1):
-            recipe.model.train()
-            t0 = time.perf_counter()
-            loss_sum, n_targets, n_steps = 0.0, 0, 0
-            window_loss, window_n, shown = 0.0, 0, 0
-            with Tracker(
-                f"epoch {epoch}/{run.epochs}", steps_per_epoch, kind="steps", log_every_steps=run.log_every
-            ) as tracker:
-                for batch in recipe.epoch_batches():
-                    loss, batch_loss_sum, n = recipe.train_step(batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler = recipe.scaler
-                    if scaler is not None:  # fp16 on CUDA
-                        scaler.scale(loss).backward()
-                        scaler.unscale_(optimizer)
-                    else:
-                        loss.backward()
-                    if recipe.max_grad_norm:
-                        torch.nn.utils.clip_grad_norm_(recipe.model.parameters(), recipe.max_grad_norm)
-                    if scaler is not None:
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
-                    if scheduler is not None:
-                        scheduler.step()
-                    if not math.isfinite(batch_loss_sum):
-                        raise SeqrecError(
-                            f"the loss became {batch_loss_sum} at epoch {epoch}, step {n_steps + 1}; "
-                            "lower --lr (nothing of this epoch was saved)"
-                        )
-                    global_step += 1
-                    n_steps += 1
-                    loss_sum += batch_loss_sum
-                    n_targets += n
-                    window_loss += batch_loss_sum
-                    window_n += n
-                    if n_steps - shown >= 20 or n_steps == 1:
-                        elapsed = time.perf_counter() - t0
-                        mean = loss_sum / max(1, n_targets)
-                        ppl = f" ppl {math.exp(min(mean, 50)):,.1f}" if recipe.perplexity else ""
-                        tracker.advance(
-                            n_steps - shown,
-                            status=f"{recipe.loss_label} {mean:.4f}{ppl} | {n_targets / elapsed:,.0f} targets/s",
-                        )
-                        shown = n_steps
-                    if n_steps % run.log_every == 0:
-                        elapsed = time.perf_counter() - t0
-                        self._log(
-                            {
-                                "event": "step",
-                                "epoch": epoch,
-                                "step": global_step,
-                                "loss": window_loss / max(1, window_n),
-                                "targets_per_s": round(n_targets / elapsed, 1),
-                            }
-                        )
-                        window_loss, window_n = 0.0, 0
-                tracker.advance(n_steps - shown)
-            seconds = time.perf_counter() - t0
-            steps_per_epoch = n_steps
-            train_loss = loss_sum / max(1, n_targets)
-            recipe.model.eval()
+        for epoch in range(start_epoch + 1, tc.epochs + 1):
+            stats = self._train_epoch(epoch, optimizer, scheduler, global_step, steps_per_epoch)
+            global_step += stats["steps"]
+            steps_per_epoch = stats["steps"]
+            model.eval()
             t1 = time.perf_counter()
-            due = epoch % max(1, run.valid_every) == 0 or epoch == run.epochs
-            with torch.no_grad():
-                valid = recipe.validate() if due else None
-            valid_seconds = time.perf_counter() - t1
+            due = epoch % tc.valid_every == 0 or epoch == tc.epochs
+            valid = self.validate() if due else None
+            stats["valid"] = valid
+            stats["valid_seconds"] = round(time.perf_counter() - t1, 2) if valid is not None else None
             improved = False
             if valid is not None:
-                value = valid.get(recipe.valid_key)
-                if value is not None and (best["value"] is None or value > best["value"]):
-                    best = {"epoch": epoch, "metric": recipe.valid_key, "value": value}
+                value = valid.get(self.valid_key)
+                if value is not None and (best.value is None or value > best.value):
+                    best = ckpt.BestEpoch(epoch, self.valid_key, value)
                     improved = True
-            stats = {
-                "train_loss": train_loss,
-                "steps": n_steps,
-                "targets": n_targets,
-                "seconds": round(seconds, 2),
-                "targets_per_s": round(n_targets / max(seconds, 1e-9), 1),
-                "valid": valid,
-                "valid_seconds": round(valid_seconds, 2) if valid is not None else None,
-            }
-            rng = {"torch": torch.get_rng_state(), "recipe": recipe.rng_state()}
-            if recipe.device.type == "cuda":
-                rng["cuda"] = torch.cuda.get_rng_state_all()
-            train_state = {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": rng,
-                "step": global_step,
-                "epoch": epoch,
-            }
-            path = ckpt.save_checkpoint(
-                run.model_dir, epoch, recipe.model.state_dict(), self._checkpoint_config(epoch, stats, best), train_state
-            )
-            self._log({"event": "epoch", "epoch": epoch, "step": global_step, **stats, "best": best})
-            if best["epoch"] is not None:
-                ckpt.write_run(run.model_dir, {**(ckpt.read_run(run.model_dir) or {}), "best": best})
+            path = self._save(epoch, stats, best, record, optimizer, scheduler, global_step, planned_steps)
+            self._log({"event": "epoch", "epoch": epoch, "step": global_step, **stats, "best": asdict(best)})
+            if best.epoch is not None:
+                record = replace(record, best=best)
+                ckpt.write_run(run.model_dir, record)
             history.append({"epoch": epoch, **stats})
             line = (
-                f"epoch {epoch}: {recipe.loss_label} {train_loss:.4f}, {n_steps:,} steps, {seconds:.1f}s "
-                f"({n_targets / max(seconds, 1e-9):,.0f} targets/s)"
+                f"epoch {epoch}: loss {stats['train_loss']:.4f}, {stats['steps']:,} steps, {stats['seconds']:.1f}s "
+                f"({stats['targets_per_s']:,.0f} targets/s)"
             )
             if valid is not None:
-                shown = ", ".join(f"{k} {v:.4f}" for k, v in valid.items() if k in ("hr@10", "ndcg@10", "recall@20", "mrr@20"))
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in valid.items() if k in HEADLINE_VALID)
                 line += f"; valid {shown}" + (" *" if improved else "")
             say(line + f" -> {path}")
-            if valid is not None and run.patience > 0:
+            if valid is not None and tc.patience > 0:
                 bad_epochs = 0 if improved else bad_epochs + 1
-                if bad_epochs >= run.patience:
-                    say(f"early stop: no {recipe.valid_key} improvement in {run.patience} validations (best epoch {best['epoch']})")
+                if bad_epochs >= tc.patience:
+                    say(f"early stop: no {self.valid_key} improvement in {tc.patience} validations (best epoch {best.epoch})")
                     break
         return {"best": best, "history": history}
 
+    def _train_epoch(self, epoch: int, optimizer, scheduler, global_step: int, steps_estimate: int) -> dict[str, Any]:
+        model, run = self.model, self.run
+        model.train()
+        model.reset_state()
+        t0 = time.perf_counter()
+        loss_sum, n_targets, n_steps = 0.0, 0, 0
+        window_loss, window_n, shown = 0.0, 0, 0
+        perplexity = model.full_softmax_loss()
+        with Tracker(f"epoch {epoch}/{self.tc.epochs}", steps_estimate, kind="steps", log_every_steps=run.log_every) as tracker:
+            for batch in self.batcher.epoch_batches():
+                with autocast(self.device, self.dtype):
+                    out = model(to_device(batch, self.device))
+                optimizer.zero_grad(set_to_none=True)
+                if self.scaler is not None:  # fp16 on CUDA
+                    self.scaler.scale(out.loss).backward()
+                    self.scaler.unscale_(optimizer)
+                else:
+                    out.loss.backward()
+                if self.tc.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.tc.max_grad_norm)
+                if self.scaler is not None:
+                    self.scaler.step(optimizer)
+                    self.scaler.update()
+                else:
+                    optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                if not math.isfinite(out.loss_sum):
+                    raise SeqrecError(
+                        f"the loss became {out.loss_sum} at epoch {epoch}, step {n_steps + 1}; "
+                        "lower --lr (nothing of this epoch was saved)"
+                    )
+                n_steps += 1
+                loss_sum += out.loss_sum
+                n_targets += out.n_targets
+                window_loss += out.loss_sum
+                window_n += out.n_targets
+                if n_steps - shown >= 20 or n_steps == 1:
+                    elapsed = time.perf_counter() - t0
+                    mean = loss_sum / max(1, n_targets)
+                    ppl = f" ppl {math.exp(min(mean, 50)):,.1f}" if perplexity else ""
+                    tracker.advance(n_steps - shown, status=f"loss {mean:.4f}{ppl} | {n_targets / elapsed:,.0f} targets/s")
+                    shown = n_steps
+                if n_steps % run.log_every == 0:
+                    elapsed = time.perf_counter() - t0
+                    self._log(
+                        {
+                            "event": "step",
+                            "epoch": epoch,
+                            "step": global_step + n_steps,
+                            "loss": window_loss / max(1, window_n),
+                            "lr": optimizer.param_groups[0]["lr"],
+                            "targets_per_s": round(n_targets / elapsed, 1),
+                        }
+                    )
+                    window_loss, window_n = 0.0, 0
+            tracker.advance(n_steps - shown)
+        if n_targets == 0:
+            raise SeqrecError(f"epoch {epoch} had no training targets: nothing to learn (no checkpoint was written)")
+        seconds = time.perf_counter() - t0
+        return {
+            "train_loss": loss_sum / n_targets,
+            "steps": n_steps,
+            "targets": n_targets,
+            "seconds": round(seconds, 2),
+            "targets_per_s": round(n_targets / max(seconds, 1e-9), 1),
+        }
 
-def data_info(data: formats.ProcessedData, train_dir: Path) -> dict[str, Any]:
-    """What a checkpoint records about its data: where, which, and a fingerprint of the content."""
-    import hashlib
+    def _save(self, epoch, stats, best, record, optimizer, scheduler, global_step, planned_steps) -> Path:
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "batcher": self.batcher.rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        train_state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": rng,
+            "step": global_step,
+            "epoch": epoch,
+            "planned_steps": planned_steps,
+        }
+        config = ckpt.CheckpointConfig(
+            model=self.entry.name,
+            stage=self.run.stage,
+            epoch=epoch,
+            model_config=self.model.config,
+            train_config=self.tc,
+            data=self.info["data"],
+            vocab=self.info["vocab"],
+            metrics=stats,
+            best=best,
+            run_id=record.run_id,
+            seqrec_version=__version__,
+        )
+        return ckpt.save_checkpoint(self.run.model_dir, config, self.model.state_dict(), train_state)
 
-    from . import __version__
 
-    m = data.manifest
-    fp = hashlib.sha256()
-    fp.update(m.vocab_sha256.encode())
-    for name in sorted(m.splits):
-        fp.update(f"{name}:{m.splits[name].sha256}".encode())
-    return {
-        "train_dir": str(train_dir),
-        "train_dir_abs": str(Path(train_dir).resolve()),
-        "dataset": m.dataset,
-        "eval_target": m.eval_target,
-        "data_fingerprint": fp.hexdigest()[:16],
-        "vocab_path": str(data.vocab_file),
-        "vocab_sha256": m.vocab_sha256,
-        "seqrec_version": __version__,
-    }
+def train_model(
+    entry: ModelEntry,
+    data: formats.ProcessedData,
+    train_dir: Path,
+    model_values: dict[str, Any],
+    train_values: dict[str, Any],
+    run: RunOptions,
+    device: torch.device,
+    init_from: Path | None = None,
+    arch_given: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Build the model and its batcher from checked settings and train it (see :class:`Trainer`).
+
+    ``init_from``: a checkpoint of the same model and vocabulary whose architecture and weights
+    the run starts from; ``arch_given`` (field -> where it was given) names architecture settings
+    the user asked for, refused when they differ from the checkpoint's.
+    """
+    train_config = entry.train_config(**train_values)
+    model_config = entry.config(n_items=data.n_items, **model_values)
+    if train_config.valid_filter_seen:
+        check_filter_seen(data.manifest.eval_target, "--valid-filter-seen")
+    source = None
+    if init_from is not None:
+        source = ckpt.read_checkpoint(init_from)
+        if source.model_name != entry.name:
+            raise MismatchError(f"--init-from {init_from} is a {source.model_name} checkpoint, not {entry.name}")
+        if source.config.vocab.sha256 != data.manifest.vocab_sha256:
+            raise MismatchError(
+                f"--init-from {init_from} was trained with vocabulary {source.config.vocab.path}, "
+                f"which differs from {data.vocab_file}"
+            )
+        fixed = source.config.model_config
+        clash = [where for name, where in (arch_given or {}).items() if getattr(fixed, name) != model_values[name]]
+        if clash:
+            raise MismatchError(f"--init-from {init_from} fixes the architecture; drop {', '.join(clash)}")
+        from .hparams import params_of
+
+        loss = {p.name: model_values[p.name] for p in params_of(entry.config) if not p.arch}
+        model_config = replace(fixed, **loss)
+    torch.manual_seed(train_config.seed)
+    model = ckpt.build_model(entry, model_config, device)
+    if source is not None:
+        ckpt.load_state(model, source, device)
+        note(f"initialised from {source.path} ({source.config.stage} epoch {source.epoch})")
+    batcher = entry.load_train_batcher()(data, model_config, train_config, device)
+    return Trainer(entry, model, batcher, train_config, run, data, train_dir).fit()

@@ -45,3 +45,14 @@ def listing(folder: Path) -> list[str]:
 
 
 os.environ.setdefault("COLUMNS", "200")
+
+
+def usage_error(result, option: str, *choices: str) -> str:
+    """A usage error (exit 2, before any work) about ``option`` that lists the allowed ``choices``."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    assert f"Invalid value for '{option}'" in text, text
+    for choice in choices:
+        assert f"'{choice}'" in text, (choice, text)
+    return text

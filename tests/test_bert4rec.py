@@ -14,13 +14,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, invoke
+from conftest import REPO, invoke, usage_error
 
 from seqrec_cli import formats
-from seqrec_cli.errors import BadInputError
-from seqrec_cli.formats import Sequences
-from seqrec_cli.models.bert4rec import Bert4Rec, Bert4RecConfig
-from seqrec_cli.recipes.bert4rec import score_batches
+from seqrec_cli.data.cloze import ClozeBatch
+from seqrec_cli.data.history import HistoryBatch
+from seqrec_cli.models import REGISTRY
+from seqrec_cli.models.bert4rec import Bert4Rec
+from seqrec_cli.models.bert4rec_config import Bert4RecConfig
+from seqrec_cli.scoring import score_batches as _score_batches
+from seqrec_cli.sequences import Sequences
+
+ENTRY = REGISTRY["bert4rec"]
+
+
+def score_batches(model, seqs, mode, batch_size):
+    return _score_batches(model, ENTRY, seqs, mode, batch_size)
+
+
+def score_last(model, items: torch.Tensor) -> torch.Tensor:
+    """Scores [B, V] of the last position of each row (the appended [MASK])."""
+    return model.logits(model.encode(items)[:, -1])
 
 SAMPLE = REPO / "data" / "sample"
 SAMPLE_ITEMS = 240
@@ -80,86 +94,85 @@ def write_json(path: Path, body) -> Path:
     return path
 
 
+def train_with_config(runner, path, *extra):
+    return invoke(runner, "train", "bert4rec", "--train-dir", SAMPLE, "--config", path, "--epochs", 1, "--model-dir", "m",
+                  "--batch-size", 128, *extra)  # fmt: skip
+
+
 @pytest.mark.parametrize("extra", [4, 2])
-def test_bert_json_config_loads(tmp_path, extra):
-    n = 3416
-    cfg = Bert4RecConfig.from_bert_json(write_json(tmp_path / "c.json", bert_json(n + extra)), n)
-    assert cfg == Bert4RecConfig(
-        n_items=n, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=256, hidden_act="gelu",
-        hidden_dropout=0.2, attention_dropout=0.2, max_len=200, initializer_range=0.02,
-    )  # fmt: skip
-    assert cfg.vocab_size == n + 2 and cfg.mask_index == n + 1
-    model = Bert4Rec(cfg)
-    assert model.item_embedding.weight.shape == (n + 2, 64) and model.position_embedding.weight.shape == (200, 64)
+def test_bert_json_config_loads(runner, workdir, extra):
+    body = bert_json(SAMPLE_ITEMS + extra, max_position_embeddings=20, hidden_size=16, intermediate_size=32,
+                     hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.3)  # fmt: skip
+    ok(train_with_config(runner, write_json(workdir / "c.json", body)))
+    cfg = json.loads((workdir / "m/epoch_1/config.json").read_text(encoding="utf-8"))["model_config"]
+    assert cfg == {
+        "n_items": SAMPLE_ITEMS, "hidden_size": 16, "num_layers": 2, "num_heads": 2, "intermediate_size": 32,
+        "hidden_act": "gelu", "hidden_dropout": 0.2, "attention_dropout": 0.3, "max_len": 20,
+        "initializer_range": 0.02, "label_smoothing": 0.0,
+    }  # fmt: skip
+    weights = torch.load(workdir / "m/epoch_1/model.pt", weights_only=True)
+    assert weights["item_embedding.weight"].shape == (SAMPLE_ITEMS + 2, 16)
+    assert weights["position_embedding.weight"].shape == (20, 16)
 
 
-@pytest.mark.parametrize("vocab_size", [3416, 3416 + 1, 3416 + 3, 3416 + 5, 0])
-def test_bert_json_wrong_vocab_size(tmp_path, vocab_size):
-    path = write_json(tmp_path / "c.json", bert_json(vocab_size))
-    with pytest.raises(BadInputError) as info:
-        Bert4RecConfig.from_bert_json(path, 3416)
-    msg = str(info.value)
-    assert msg.startswith(f"{path}: vocab_size {vocab_size} does not match")
-    assert "3418" in msg and "3420" in msg  # the two accepted values are named
+@pytest.mark.parametrize("vocab_size", [SAMPLE_ITEMS, SAMPLE_ITEMS + 1, SAMPLE_ITEMS + 3, SAMPLE_ITEMS + 5, 0])
+def test_bert_json_wrong_vocab_size(runner, workdir, vocab_size):
+    path = write_json(workdir / "c.json", bert_json(vocab_size))
+    line = error_line(train_with_config(runner, "c.json"))
+    assert line.startswith(f"Error: c.json: vocab_size {vocab_size} does not match"), line
+    assert f"{SAMPLE_ITEMS + 2}" in line and f"{SAMPLE_ITEMS + 4}" in line  # the two accepted values are named
+    assert path.is_file() and not (workdir / "m").exists()
 
 
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        (bert_json(84, hidden_size=63), "not a multiple of num_attention_heads"),
-        (bert_json(84, hidden_act="swish"), "hidden_act must be one of"),
-        (bert_json(84, num_hiden_layers=3), "unknown key(s): num_hiden_layers"),
+        (bert_json(SAMPLE_ITEMS + 4, hidden_size=63), "hidden size 63 is not a multiple of the number of attention heads 2"),
+        (bert_json(SAMPLE_ITEMS + 4, hidden_act="swish"), "hidden_act must be one of gelu, relu, got 'swish'"),
+        (bert_json(SAMPLE_ITEMS + 4, num_hiden_layers=3), "unknown parameter(s): num_hiden_layers"),
         ([1, 2], "expected a JSON object"),
     ],
 )
-def test_bert_json_bad_contents(tmp_path, body, problem):
-    path = write_json(tmp_path / "c.json", body)
-    with pytest.raises(BadInputError, match=re.escape(problem)):
-        Bert4RecConfig.from_bert_json(path, 80)
+def test_bert_json_bad_contents(runner, workdir, body, problem):
+    write_json(workdir / "c.json", body)
+    line = error_line(train_with_config(runner, "c.json"))
+    assert line.startswith("Error: c.json") and problem in line, line
 
 
 @pytest.mark.parametrize(
-    "changes",
+    ("changes", "key"),
     [
-        {"num_attention_heads": 0},
-        {"hidden_size": "64"},
-        {"num_hidden_layers": 1.5},
-        {"hidden_dropout_prob": 1.5},
-        {"hidden_size": -4, "num_attention_heads": 2},
+        ({"num_attention_heads": 0}, "num_attention_heads must be an integer from 1 to 256, got 0"),
+        ({"hidden_size": "64"}, "hidden_size must be an integer from 1 to 16384, got '64'"),
+        ({"num_hidden_layers": 1.5}, "num_hidden_layers must be an integer from 1 to 64, got 1.5"),
+        ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob must be a number in [0, 1), got 1.5"),
+        ({"hidden_size": -4, "num_attention_heads": 2}, "hidden_size must be an integer from 1 to 16384, got -4"),
     ],
     ids=["heads-0", "hidden-str", "layers-float", "dropout-1.5", "hidden-negative"],
 )
-def test_bert_json_bad_values_are_user_errors(tmp_path, changes):
-    path = write_json(tmp_path / "c.json", bert_json(84, **changes))
-    with pytest.raises(BadInputError):
-        Bert4RecConfig.from_bert_json(path, 80)
-
-
-def test_cli_config_with_zero_heads_is_an_error_line(runner, workdir):
-    write_json(workdir / "c.json", bert_json(SAMPLE_ITEMS + 4, num_attention_heads=0))
-    result = invoke(runner, "train", "bert4rec", "--train-dir", SAMPLE, "--config", "c.json", "--epochs", 1, "--model-dir", "m")
-    assert "num_attention_heads" in error_line(result)
+def test_bert_json_bad_values_are_user_errors(runner, workdir, changes, key):
+    write_json(workdir / "c.json", bert_json(SAMPLE_ITEMS + 4, **changes))
+    assert error_line(train_with_config(runner, "c.json")) == f"Error: c.json: {key}"
+    assert not (workdir / "m").exists()
 
 
 def test_cli_window_step_larger_than_max_len(runner, workdir):
     result = invoke(runner, "train", "bert4rec", "--train-dir", SAMPLE, "--epochs", 1, "--model-dir", "m", "--max-len", 20,
                     "--window-step", 60, "--hidden-size", 16, "--intermediate-size", 32)  # fmt: skip
-    if result.exit_code != 0:
-        assert "--window-step" in error_line(result)
+    assert "--window-step 60 is larger than the max length 20" in error_line(result)
+    assert not (workdir / "m").exists()
 
 
 def test_cli_heads_not_dividing_hidden_size(runner, workdir):
     result = invoke(runner, "train", "bert4rec", "--train-dir", SAMPLE, "--epochs", 1, "--model-dir", "m", "--hidden-size", 30, "--heads", 4)
-    assert "hidden_size 30 is not a multiple of num_attention_heads 4" in error_line(result)
+    assert "hidden size 30 is not a multiple of the number of attention heads 4" in error_line(result)
     assert not (workdir / "m").exists()
 
 
-def test_bert_json_missing_or_not_json(tmp_path):
-    with pytest.raises(BadInputError, match="config file not found"):
-        Bert4RecConfig.from_bert_json(tmp_path / "nope.json", 80)
-    (tmp_path / "bad.json").write_text('{"hidden_size": 64,\n', encoding="utf-8")
-    with pytest.raises(BadInputError, match=r"bad\.json:\d+: not valid JSON"):
-        Bert4RecConfig.from_bert_json(tmp_path / "bad.json", 80)
+def test_bert_json_missing_or_not_json(runner, workdir):
+    assert "nope.json: config file not found" in error_line(train_with_config(runner, "nope.json"))
+    (workdir / "bad.json").write_text('{"hidden_size": 64,\n', encoding="utf-8")
+    assert re.search(r"bad\.json:\d+: not valid JSON", error_line(train_with_config(runner, "bad.json")))
 
 
 def test_cli_config_with_wrong_vocab_size(runner, workdir):
@@ -181,28 +194,31 @@ def test_logits_only_for_selected_positions():
     model = tiny_model()
     items = torch.tensor([[0, 0, 3, 4, 31], [5, 6, 7, 31, 8]])  # 31 = [MASK]
     select = torch.tensor([[False, False, False, False, True], [False, True, False, True, False]])
-    logits = model(items, select)
+    hidden = model.encode(items)
+    logits = model.logits(hidden[select])
     assert logits.shape == (3, 32)  # [select.sum(), n_items + 2]
     assert torch.isneginf(logits[:, 0]).all() and torch.isneginf(logits[:, 31]).all()
     assert torch.isfinite(logits[:, 1:31]).all()
-    # the rows are those of the selected positions, in row-major order
-    hidden = model.encode(items)
-    assert torch.allclose(logits, model.logits(hidden[select]))
-    assert torch.allclose(logits[0], model.score_last(items)[0])
-    assert model(items, torch.zeros_like(select)).shape == (0, 32)
+    assert torch.allclose(logits[0], score_last(model, items)[0])
+    assert model.logits(hidden[torch.zeros_like(select)]).shape == (0, 32)
+    # score(): the [MASK] position's scores over padding + items (the [MASK] column dropped)
+    batch = HistoryBatch(items, torch.tensor([3, 5]), np.zeros(2, np.int64), np.arange(2), np.ones(2, np.int64))
+    scores = model.score(batch)
+    assert scores.shape == (2, 31) and torch.isneginf(scores[:, 0]).all()
+    assert torch.allclose(scores, score_last(model, items)[:, :31])
 
 
 def test_left_padding_does_not_change_the_last_score():
     """Positions count from the right, so padding to any width sees the same positions."""
     model = tiny_model(max_len=16, hidden_dropout=0.3, attention_dropout=0.3)  # dropout must be off in eval mode
     seq = [4, 9, 2, 2, 17, 30, 31]
-    ref = model.score_last(torch.tensor([seq]))
+    ref = score_last(model, torch.tensor([seq]))
     for width in (8, 11, 16):
         padded = torch.tensor([[0] * (width - len(seq)) + seq])
-        assert torch.allclose(model.score_last(padded), ref, atol=1e-5), width
+        assert torch.allclose(score_last(model, padded), ref, atol=1e-5), width
     # in a batch beside a longer sequence (the way score_batches pads)
     batch = torch.tensor([[0] * 6 + seq, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 31]])
-    assert torch.allclose(model.score_last(batch)[0], ref[0], atol=1e-5)
+    assert torch.allclose(score_last(model, batch)[0], ref[0], atol=1e-5)
     # and the padded positions' own hidden states do not leak into the real ones
     h_short = model.encode(torch.tensor([seq]))[0]
     h_pad = model.encode(torch.tensor([[0] * 9 + seq]))[0, 9:]
@@ -211,12 +227,12 @@ def test_left_padding_does_not_change_the_last_score():
 
 def test_positions_matter_and_training_mode_uses_dropout():
     model = tiny_model(hidden_dropout=0.3)
-    a = model.score_last(torch.tensor([[4, 9, 2, 31]]))
-    b = model.score_last(torch.tensor([[9, 4, 2, 31]]))  # same items, another order
+    a = score_last(model, torch.tensor([[4, 9, 2, 31]]))
+    b = score_last(model, torch.tensor([[9, 4, 2, 31]]))  # same items, another order
     assert not torch.allclose(a, b)
     model.train()
     torch.manual_seed(1)
-    c = model.score_last(torch.tensor([[4, 9, 2, 31]]))
+    c = score_last(model, torch.tensor([[4, 9, 2, 31]]))
     assert not torch.allclose(a, c)
 
 
@@ -231,27 +247,26 @@ def test_padding_embedding_is_zero_and_output_is_tied():
 
 def test_a_batch_in_length_chunks_has_the_whole_batch_loss_and_gradient():
     """The CPU runs a random batch as length-sorted chunks; with dropout off nothing may change."""
-    from seqrec_cli.data.masking import cloze_mask, left_pad, length_chunks
-    from seqrec_cli.recipes.bert4rec import Bert4RecRecipe, Bert4RecTrainConfig
+    from seqrec_cli.data.cloze import cloze_mask
+    from seqrec_cli.data.windows import length_chunks
 
     rng = np.random.default_rng(0)
     seqs = Sequences.from_lists([rng.integers(1, 31, size=int(n)).tolist() for n in rng.integers(2, 16, size=20)])
     inputs, labels = cloze_mask(seqs, 0.3, 30, rng, force_last=True)
+    inputs, labels = Sequences(inputs, seqs.offsets), Sequences(labels, seqs.offsets)
     rows = rng.permutation(20)
-    recipe = Bert4RecRecipe.__new__(Bert4RecRecipe)  # only train_step's attributes are needed
-    recipe.model, recipe.device, recipe.dtype = tiny_model(n_items=30, max_len=16), torch.device("cpu"), None
-    recipe.tc = Bert4RecTrainConfig()
+    model = tiny_model(n_items=30, max_len=16)
 
     def run(chunk_rows):
-        chunks = [(left_pad(inputs, seqs.offsets, c), left_pad(labels, seqs.offsets, c))
+        chunks = [(torch.from_numpy(inputs.padded(c)), torch.from_numpy(labels.padded(c)))
                   for c in length_chunks(rows, seqs.lengths, chunk_rows)]  # fmt: skip
-        loss, loss_sum, n = recipe.train_step(chunks)
-        grads = torch.autograd.grad(loss, [p for p in recipe.model.parameters() if p.requires_grad], allow_unused=True)
-        return loss, loss_sum, n, grads, len(chunks)
+        out = model(ClozeBatch(chunks))
+        grads = torch.autograd.grad(out.loss, [p for p in model.parameters() if p.requires_grad], allow_unused=True)
+        return out.loss, out.loss_sum, out.n_targets, grads, len(chunks)
 
     whole, chunked = run(20), run(4)
     assert whole[4] == 1 and chunked[4] == 5
-    assert whole[2] == chunked[2] == int((labels > 0).sum())
+    assert whole[2] == chunked[2] == int((labels.items > 0).sum())
     assert torch.allclose(whole[0], chunked[0], atol=1e-6) and abs(whole[1] - chunked[1]) < 1e-3
     assert all(a is None and b is None or torch.allclose(a, b, atol=1e-6) for a, b in zip(whole[3], chunked[3]))
 
@@ -259,25 +274,20 @@ def test_a_batch_in_length_chunks_has_the_whole_batch_loss_and_gradient():
 def test_label_smoothing_spreads_only_over_real_items():
     """--label-smoothing: (1 - e) * cross-entropy + e * mean over items 1..N of -log p, finite although
     padding and [MASK] score -inf; 0 gives the plain cross-entropy."""
-    from seqrec_cli.recipes.bert4rec import Bert4RecRecipe, Bert4RecTrainConfig
-
     n_items = 30
-    items = torch.tensor([[0, 0, 3, 31, 7], [4, 5, 31, 9, 31]]).numpy()  # [2, 5], 31 = [MASK]
-    labels = torch.tensor([[0, 0, 0, 12, 0], [0, 0, 6, 0, 2]]).numpy()
-    recipe = Bert4RecRecipe.__new__(Bert4RecRecipe)
-    recipe.model, recipe.device, recipe.dtype = tiny_model(n_items=n_items, max_len=5), torch.device("cpu"), None
-    recipe.model.eval()  # no dropout: the same logits in every call
+    items = torch.tensor([[0, 0, 3, 31, 7], [4, 5, 31, 9, 31]])  # [2, 5], 31 = [MASK]
+    labels = torch.tensor([[0, 0, 0, 12, 0], [0, 0, 6, 0, 2]])
+    model = tiny_model(n_items=n_items, max_len=5)  # eval mode: no dropout, the same logits in every call
     with torch.no_grad():
-        select = torch.from_numpy(labels) > 0
-        logp = torch.log_softmax(recipe.model(torch.from_numpy(items), select)[:, 1 : n_items + 1], dim=-1)  # [3, N]
-        target = torch.from_numpy(labels)[select] - 1
-        nll = -logp[torch.arange(3), target].mean()
+        select = labels > 0
+        logp = torch.log_softmax(model.logits(model.encode(items)[select])[:, 1 : n_items + 1], dim=-1)  # [3, N]
+        nll = -logp[torch.arange(3), labels[select] - 1].mean()
         uniform = -logp.mean(dim=-1).mean()
         for eps in (0.0, 0.1, 0.3):
-            recipe.tc = Bert4RecTrainConfig(label_smoothing=eps)
-            loss, _, n = recipe.train_step([(items, labels)])
-            assert n == 3 and torch.isfinite(loss)
-            assert torch.allclose(loss, (1 - eps) * nll + eps * uniform, atol=1e-5)
+            model.config.label_smoothing = eps
+            out = model(ClozeBatch([(items, labels)]))
+            assert out.n_targets == 3 and torch.isfinite(out.loss)
+            assert torch.allclose(out.loss, (1 - eps) * nll + eps * uniform, atol=1e-5)
 
 
 # ================================================================ evaluation input
@@ -288,19 +298,19 @@ def test_score_batches_feeds_history_plus_mask_and_yields_last_items():
     lists = [[5], [1, 2], [3, 4, 5, 6, 7], [int(x) for x in np.arange(12) % 30 + 1], list(range(30, 0, -1)), [7, 8, 9]]
     seqs = Sequences.from_lists(lists)
     seen_inputs: list[torch.Tensor] = []
-    real = model.score_last
+    real = model.score
 
-    def spy(items):
-        seen_inputs.append(items.clone())
-        return real(items)
+    def spy(batch):
+        seen_inputs.append(batch.items.clone())
+        return real(batch)
 
-    model.score_last = spy
-    batches = list(score_batches(model, seqs, "last", 2, torch.device("cpu")))
-    model.score_last = real
+    model.score = spy
+    batches = list(score_batches(model, seqs, "last", 2))
+    model.score = real
     rows = np.concatenate([b.rows for b in batches])
     assert sorted(rows.tolist()) == [1, 2, 3, 4, 5]  # a one-item line has no history to predict from
     for batch, fed in zip(batches, seen_inputs):
-        assert batch.scores.shape == (len(batch.rows), 32)
+        assert batch.scores.shape == (len(batch.rows), 31)
         for j, r in enumerate(batch.rows):
             line = lists[r]
             assert batch.targets[j] == line[-1]  # the target is the last item of the test line
@@ -310,7 +320,7 @@ def test_score_batches_feeds_history_plus_mask_and_yields_last_items():
             assert row[len(row) - len(history) - 1 :] == history + [mask]  # + [MASK], right-aligned
             assert all(x == 0 for x in row[: len(row) - len(history) - 1])  # padding on the left only
             # the same scores as the hand-built, unpadded input
-            own = real(torch.tensor([history + [mask]]))[0]
+            own = score_last(model, torch.tensor([history + [mask]]))[0, :31]
             assert torch.allclose(batch.scores[j], own, atol=1e-5)
 
 
@@ -318,7 +328,7 @@ def test_score_batches_all_mode_predicts_every_position_after_the_first():
     max_len = 4
     model = tiny_model(n_items=30, max_len=max_len)
     lists = [[1, 2, 3, 4, 5, 6], [7], [8, 9]]
-    batches = list(score_batches(model, Sequences.from_lists(lists), "all", 3, torch.device("cpu")))
+    batches = list(score_batches(model, Sequences.from_lists(lists), "all", 3))
     got = sorted(
         (int(r), int(tp), int(t), tuple(np.round(sc.numpy(), 5)))
         for b in batches
@@ -328,7 +338,7 @@ def test_score_batches_all_mode_predicts_every_position_after_the_first():
     for r, line in enumerate(lists):
         for tp in range(1, len(line)):
             history = line[:tp][-(max_len - 1) :]
-            sc = model.score_last(torch.tensor([history + [31]]))[0, 1:31]
+            sc = score_last(model, torch.tensor([history + [31]]))[0, 1:31]
             want.append((r, tp, line[tp], tuple(np.round(sc.detach().numpy(), 5))))
     assert [g[:3] for g in got] == [w[:3] for w in sorted(want)]
     assert all(np.allclose(g[3], w[3], atol=1e-4) for g, w in zip(got, sorted(want)))
@@ -337,13 +347,13 @@ def test_score_batches_all_mode_predicts_every_position_after_the_first():
 def test_score_batches_next_mode_recommends_after_the_whole_sequence():
     model = tiny_model(n_items=30, max_len=6)
     lists = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10, 11]]
-    batches = list(score_batches(model, Sequences.from_lists(lists), "next", 8, torch.device("cpu")))
+    batches = list(score_batches(model, Sequences.from_lists(lists), "next", 8))
     rows = np.concatenate([b.rows for b in batches]).tolist()
     targets = np.concatenate([b.targets for b in batches]).tolist()
     scores = torch.cat([b.scores for b in batches])
     assert sorted(rows) == [0, 1] and targets == [0, 0]  # no known target
     for k, r in enumerate(rows):
-        own = model.score_last(torch.tensor([lists[r][-5:] + [31]]))[0]
+        own = score_last(model, torch.tensor([lists[r][-5:] + [31]]))[0, :31]
         assert torch.allclose(scores[k], own, atol=1e-5)
 
 
@@ -429,7 +439,7 @@ def test_cli_config_file_and_command_line_overrides(runner, workdir, synthetic):
     cfg = json.loads((workdir / "m/epoch_1/config.json").read_text(encoding="utf-8"))["model_config"]
     assert cfg == {
         "n_items": N_SYN, "hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "hidden_act": "gelu",
-        "hidden_dropout": 0.2, "attention_dropout": 0.2, "max_len": 24, "initializer_range": 0.02,
+        "hidden_dropout": 0.2, "attention_dropout": 0.2, "max_len": 24, "initializer_range": 0.02, "label_smoothing": 0.0,
     }  # fmt: skip
     # a checkpoint of another vocabulary cannot initialise a model for the sample
     result = invoke(runner, "train", "bert4rec", "--train-dir", SAMPLE, "--epochs", 1, "--init-from", "m/epoch_1", "--model-dir", "x")
@@ -464,7 +474,7 @@ def test_batching_is_recorded_and_checked(runner, workdir, synthetic):
     wb = torch.load(workdir / "b/epoch_1/model.pt", weights_only=True)
     assert not all(torch.equal(wr[k], wb[k]) for k in wr)  # different batches, different steps
     result = invoke(runner, *args, "--model-dir", "x", "--batching", "sorted")
-    assert "--batching must be one of random, bucket" in error_line(result)
+    usage_error(result, "--batching", "random", "bucket")
     assert not (workdir / "x").exists()
 
 
@@ -570,7 +580,7 @@ def hand_metrics(checkpoint: Path) -> dict[str, float]:
     with torch.no_grad():
         for line in lines:
             history = line[:-1][-keep:]
-            scores = model.score_last(torch.tensor([history + [cfg["n_items"] + 1]]))[0][1 : cfg["n_items"] + 1]
+            scores = score_last(model, torch.tensor([history + [cfg["n_items"] + 1]]))[0][1 : cfg["n_items"] + 1]
             target = scores[line[-1] - 1]
             ranks.append(int((scores >= target).sum()))  # pessimistic: the target + every item scoring >= it
     r = np.array(ranks, dtype=float)

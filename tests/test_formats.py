@@ -14,7 +14,8 @@ from conftest import listing
 from seqrec_cli import formats
 from seqrec_cli.errors import BadInputError, MismatchError, MissingInputError
 from seqrec_cli.fileio import atomic_dir, atomic_path, replace_path, sha256_file
-from seqrec_cli.formats import Sequences, check_no_leakage, load_processed, read_sequences, read_vocab, save_processed, write_sequences
+from seqrec_cli.formats import check_no_leakage, load_processed, read_sequences, read_vocab, save_processed, write_sequences
+from seqrec_cli.sequences import Sequences
 
 # ---------------------------------------------------------------- read_sequences / write_sequences
 SEQS = [[1, 2, 3], [4], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1], [7, 7]]

@@ -25,7 +25,7 @@ from seqrec_cli.evaluation import (
     protocol_labels,
     sample_negatives,
 )
-from seqrec_cli.formats import Sequences
+from seqrec_cli.sequences import Sequences
 from seqrec_cli.metrics import MetricAccumulator, full_ranks, metrics_from_ranks, ndcg_at, sampled_ranks
 
 INF = float("inf")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from seqrec_cli.data.session_parallel import count_steps, session_parallel
-from seqrec_cli.formats import Sequences
+from seqrec_cli.sequences import Sequences
 
 SESSIONS = [[1, 2, 3], [4], [5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 15]]
 

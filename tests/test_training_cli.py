@@ -380,8 +380,8 @@ def test_shipped_params_with_explicit_overrides(runner, workdir):
     mc, tc = cfg["model_config"], cfg["train_config"]
     # from the file
     assert mc["hidden_size"] == 100 and mc["dropout_hidden"] == 0.4 and mc["shared_embedding"] is True
-    assert tc["bpreg"] == 0.0  # the command's default is 1.0: the file's value must win over a default
-    assert tc["loss"] == "sampled-ce" and tc["lr"] == 0.2 and tc["momentum"] == 0.2
+    assert mc["bpreg"] == 0.0  # the command's default is 1.0: the file's value must win over a default
+    assert mc["loss"] == "sampled-ce" and tc["lr"] == 0.2 and tc["momentum"] == 0.2
     # given on the command line
     assert tc["n_sample"] == 64 and tc["epochs"] == 1 and tc["batch_size"] == 128
     assert sorted(p.name for p in (workdir / "model_output").glob("epoch_*")) == ["epoch_1"]

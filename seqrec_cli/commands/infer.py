@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -12,44 +13,25 @@ from .. import formats
 from ..console import out, say
 from ..errors import BadInputError, SeqrecError
 from ..fileio import atomic_path, write_json
-from .options import Cutoffs, EvalBatchSize, ModelDir, UseCuda, parse_cutoffs
-
-TestDir = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--test-dir",
-        help="Processed data folder to evaluate on (same vocabulary).",
-        show_default="the folder the checkpoint was trained on",
-    ),
-]
-Split = Annotated[str, typer.Option("--split", help="Which split's targets to predict: test or valid.")]
-Negatives = Annotated[
-    int,
-    typer.Option(
-        "--negatives", min=0, help="0 = full ranking (default); N = rank the target against N sampled negatives."
-    ),
-]
-Sampling = Annotated[
-    str, typer.Option("--sampling", help="How sampled negatives are drawn: popularity (training counts) | uniform.")
-]
-FilterSeen = Annotated[
-    bool,
-    typer.Option("--filter-seen", help="Full ranking: never rank items already in the history (leave-one-out data)."),
-]
-SampleSeed = Annotated[int, typer.Option("--sample-seed", help="Seed of the sampled negatives.")]
-Epoch = Annotated[
-    Optional[int],
-    typer.Option("--epoch", min=1, help="Checkpoint epoch_N to use.", show_default="the best validation epoch, else the last"),
-]
-
+from .options import (
+    CheckpointPath,
+    Cutoffs,
+    Epoch,
+    EvalBatchSize,
+    FilterSeen,
+    ModelDir,
+    Negatives,
+    SampleSeed,
+    Sampling,
+    Split,
+    TestDir,
+    UseCuda,
+    parse_cutoffs,
+)
 
 def _spec(split: str, cutoffs: str, negatives: int, sampling: str, filter_seen: bool, seed: int, batch: int):
     from ..evaluation import EvalSpec
 
-    if split not in ("test", "valid"):
-        raise SeqrecError(f"--split must be test or valid, got {split!r}")
-    if sampling not in ("popularity", "uniform"):
-        raise SeqrecError(f"--sampling must be popularity or uniform, got {sampling!r}")
     return EvalSpec(split, parse_cutoffs(cutoffs), negatives, sampling, filter_seen and negatives == 0, seed, batch)
 
 
@@ -78,42 +60,45 @@ def infer(
     ] = None,
 ) -> None:
     """Evaluate each checkpoint epoch_N, N in start..last, on the test split of the data it was
-    trained on: one line per checkpoint (GRU4Rec: recall@20, MRR@20; BERT4Rec: HR@10, NDCG@10),
-    then a table; all figures go to a JSON file. Missing epochs are skipped and flagged."""
+    trained on: one line per checkpoint (the figures the model's literature reports: GRU4Rec
+    recall@20, MRR@20; BERT4Rec and SASRec HR@10, NDCG@10), then a table; all figures go to a JSON
+    file. Missing epochs, and folders holding another run's checkpoint, are skipped and flagged."""
     from rich import box
     from rich.table import Table
 
-    from ..inference import HEADLINE, checkpoints_in_range, data_for, evaluate_checkpoint, load_model
+    from ..evaluation import metric_key
+    from ..inference import checkpoints_in_range, data_for, evaluate_checkpoint, load
     from ..training import pick_device
 
     device = pick_device(use_cuda)
     spec = _spec(split, cutoffs, negatives, sampling, filter_seen, sample_seed, eval_batch_size)
-    found, missing = checkpoints_in_range(model_dir, start_index, last_index)
+    found, missing, skipped = checkpoints_in_range(model_dir, start_index, last_index)
     data_cache: dict[str, formats.ProcessedData] = {}
     results = []
     protocol = description = ""
     for e in missing:
         say(f"model:{formats.checkpoint_dir(model_dir, e)} missing (skipped)")
+    for line in skipped:
+        say(f"model:{line} (skipped)")
     for checkpoint in found:
-        key = json.dumps(checkpoint.config["data"], sort_keys=True) + str(test_dir)
+        key = json.dumps(dataclasses.asdict(checkpoint.config.data), sort_keys=True) + str(test_dir)
         if key not in data_cache:
             data_cache[key] = data_for(checkpoint, test_dir)
         data = data_cache[key]
-        lm = load_model(checkpoint, device)
+        lm = load(checkpoint, device)
         result = evaluate_checkpoint(lm, data, spec)
         protocol, description = result.protocol, result.description
-        # the model's headline figures; "recall@k" and "hr@k" name the same number (one target)
-        shown = [k if k in result.metrics else k.replace("recall", "hr") for k in HEADLINE[lm.name]]
-        shown = [k if k in result.metrics else k.replace("hr", "recall") for k in shown]
-        # GRU4Rec lines keep the Paddle tool's lower-case names (recall@20:… mrr@20:…)
-        label = (lambda k: k) if lm.name == "gru4rec" else _metric_label
+        # the model's headline figures, as this data names them ("recall@k" and "hr@k" are one number)
+        shown = [metric_key(k, data.manifest.eval_target) for k in lm.entry.headline]
+        # session-based tools print lower-case names (the Paddle GRU4Rec's recall@20:… mrr@20:…)
+        label = (lambda k: k) if lm.entry.lowercase_labels else _metric_label
         figures = " ".join(f"{label(k)}:{result.metrics[k]:.4f}" for k in shown if k in result.metrics)
         say(f"model:{checkpoint.path} {figures} time_cost(s):{result.seconds:.1f} protocol:{protocol}")
         results.append(
             {
                 "checkpoint": str(checkpoint.path),
                 "epoch": checkpoint.epoch,
-                "model": lm.name,
+                "model": lm.entry.name,
                 "data": str(data.folder),
                 "split": split,
                 "predictions": result.predictions,
@@ -140,6 +125,7 @@ def infer(
             "split": split,
             "results": results,
             "missing_epochs": missing,
+            "skipped": skipped,
         },
     )
     say(f"wrote {dest}")
@@ -148,9 +134,7 @@ def infer(
 def evaluate(
     model_dir: ModelDir = formats.MODEL_DIR,
     epoch: Epoch = None,
-    checkpoint: Annotated[
-        Optional[Path], typer.Option("--checkpoint", help="A checkpoint folder (instead of --model-dir/--epoch).", show_default=False)
-    ] = None,
+    checkpoint: CheckpointPath = None,
     test_dir: TestDir = None,
     split: Split = "test",
     cutoffs: Cutoffs = "1,5,10,20",
@@ -167,7 +151,7 @@ def evaluate(
         ),
     ] = None,
     baseline: Annotated[
-        Optional[str],
+        Optional[Literal["popularity"]],
         typer.Option(
             "--baseline",
             help="Evaluate a baseline instead of a checkpoint: popularity (rank items by training counts); "
@@ -185,14 +169,13 @@ def evaluate(
     from rich.table import Table
 
     from .. import checkpoint as ckpt
-    from ..inference import data_for, evaluate_checkpoint, evaluate_popularity, load_model, resolve_checkpoint
+    from ..evaluation import evaluate_popularity
+    from ..inference import data_for, evaluate_checkpoint, load, resolve_checkpoint
     from ..training import pick_device
 
     device = pick_device(use_cuda)
     spec = _spec(split, cutoffs, negatives, sampling, filter_seen, sample_seed, eval_batch_size)
     if baseline is not None:
-        if baseline != "popularity":
-            raise SeqrecError(f"--baseline must be popularity, got {baseline!r}")
         if test_dir is None:
             raise SeqrecError("--baseline popularity needs --test-dir (the processed data folder to evaluate on)")
         data = formats.load_processed(test_dir)
@@ -201,9 +184,9 @@ def evaluate(
     else:
         chosen = ckpt.read_checkpoint(checkpoint) if checkpoint is not None else resolve_checkpoint(model_dir, epoch)
         data = data_for(chosen, test_dir)
-        lm = load_model(chosen, device)
+        lm = load(chosen, device)
         result = evaluate_checkpoint(lm, data, spec)
-        name, where, epoch_no = lm.name, f"model:{chosen.path}", chosen.epoch
+        name, where, epoch_no = lm.entry.name, f"model:{chosen.path}", chosen.epoch
     say(f"{where} ({name}" + (f", epoch {epoch_no})" if epoch_no else ")") + f" on {data.folder} {split} split")
     say(f"protocol: {result.description}")
     table = Table(title=f"{result.predictions:,} predictions, {result.seconds:.1f}s", title_justify="left", box=box.SIMPLE)
@@ -239,9 +222,7 @@ def evaluate(
 def recommend(
     model_dir: ModelDir = formats.MODEL_DIR,
     epoch: Epoch = None,
-    checkpoint: Annotated[
-        Optional[Path], typer.Option("--checkpoint", help="A checkpoint folder (instead of --model-dir/--epoch).", show_default=False)
-    ] = None,
+    checkpoint: CheckpointPath = None,
     input: Annotated[
         Optional[Path],
         typer.Option(
@@ -264,7 +245,8 @@ def recommend(
     for every test sequence of the training data (for leave-one-out data: every user's full
     history, i.e. a recommendation beyond the data)."""
     from .. import checkpoint as ckpt
-    from ..inference import data_for, load_model, recommend as rec, resolve_checkpoint
+    from ..inference import data_for, load, resolve_checkpoint
+    from ..scoring import recommend as rec
     from ..training import pick_device
 
     device = pick_device(use_cuda)
@@ -279,8 +261,8 @@ def recommend(
         seqs, ids, empty, unknown = _read_raw_sequences(input, {raw: i + 1 for i, raw in enumerate(vocab)})
         if unknown:
             say(f"note: {unknown:,} item ids of {input} are not in the vocabulary and were ignored")
-    lm = load_model(chosen, device)
-    top = rec(lm, seqs, top_k, exclude_seen, eval_batch_size)
+    lm = load(chosen, device)
+    top = rec(lm.model, lm.entry, seqs, top_k, exclude_seen, eval_batch_size, lm.dtype)
     dest = output or (chosen.path.parent / "recommendations.tsv")
     rows = {i: " ".join(vocab[j - 1] for j in r if j > 0) for i, r in enumerate(top)}
     with atomic_path(dest) as tmp:
@@ -295,6 +277,8 @@ def recommend(
 
 def _read_raw_sequences(path: Path, index: dict[str, int]):
     """Raw-id lines -> (Sequences of indices, line ids, lines left empty, unknown item count)."""
+    from ..sequences import Sequences
+
     if not path.is_file():
         raise BadInputError(path, "input file not found")
     lines = path.read_text(encoding="utf-8-sig").splitlines()
@@ -309,4 +293,4 @@ def _read_raw_sequences(path: Path, index: dict[str, int]):
             empty.append(no)
             mapped = [1]  # placeholder, its output is blanked
         seqs.append(mapped)
-    return formats.Sequences.from_lists(seqs), [str(i + 1) for i in range(len(lines))], empty, unknown
+    return Sequences.from_lists(seqs), [str(i + 1) for i in range(len(lines))], empty, unknown

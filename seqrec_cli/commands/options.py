@@ -1,36 +1,93 @@
-"""Options shared by several commands, declared once."""
+"""Options shared by several commands, declared once, and the reading of parameter files."""
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
 from .. import formats
 from ..errors import BadInputError
 
-ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the epoch_N checkpoints.")]
+RUN = "Run"  # help panels
+EVALUATION = "Evaluation"
+
+ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the epoch_N checkpoints.", rich_help_panel=RUN)]
 UseCuda = Annotated[
-    bool, typer.Option("--use-cuda", help="Run on the GPU (clear error if CUDA is not available).")
+    bool, typer.Option("--use-cuda", help="Run on the GPU (clear error if CUDA is not available).", rich_help_panel=RUN)
 ]
 Resume = Annotated[
-    bool, typer.Option("--resume", help="Continue from the last complete checkpoint in --model-dir (same settings).")
+    bool,
+    typer.Option(
+        "--resume", help="Continue from the last complete checkpoint in --model-dir (same settings).", rich_help_panel=RUN
+    ),
 ]
 Overwrite = Annotated[
-    bool, typer.Option("--overwrite", help="Delete the checkpoints already in --model-dir and start over.")
+    bool,
+    typer.Option("--overwrite", help="Delete the checkpoints already in --model-dir and start over.", rich_help_panel=RUN),
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Seed of every random stream (init, shuffling, masking, sampling).")]
 LogEvery = Annotated[
-    int, typer.Option("--log-every", min=1, help="Steps between log lines (when not on a terminal) and metrics.jsonl records.")
-]
+    int,
+    typer.Option(
+        "--log-every", min=1, help="Steps between log lines (when not on a terminal) and metrics.jsonl records.",
+        rich_help_panel=RUN,
+    ),
+]  # fmt: skip
 EvalBatchSize = Annotated[
     int,
-    typer.Option("--eval-batch-size", min=1, help="Predictions scored at once; bounds the [batch x items] score matrix."),
+    typer.Option(
+        "--eval-batch-size", min=1, help="Predictions scored at once; bounds the [batch x items] score matrix.",
+        rich_help_panel=EVALUATION,
+    ),
+]  # fmt: skip
+Cutoffs = Annotated[
+    str, typer.Option("--cutoffs", help="Comma-separated cutoffs k for HR/recall@k, NDCG@k, MRR@k.", rich_help_panel=EVALUATION)
 ]
-Cutoffs = Annotated[str, typer.Option("--cutoffs", help="Comma-separated cutoffs k for HR/recall@k, NDCG@k, MRR@k.")]
+TestDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--test-dir",
+        help="Processed data folder to evaluate on (same vocabulary).",
+        show_default="the folder the checkpoint was trained on",
+        rich_help_panel=EVALUATION,
+    ),
+]
+Split = Annotated[
+    Literal["test", "valid"], typer.Option("--split", help="Which split's targets to predict.", rich_help_panel=EVALUATION)
+]
+Negatives = Annotated[
+    int,
+    typer.Option(
+        "--negatives", min=0, help="0 = full ranking (default); N = rank the target against N sampled negatives.",
+        rich_help_panel=EVALUATION,
+    ),
+]  # fmt: skip
+Sampling = Annotated[
+    Literal["popularity", "uniform"],
+    typer.Option(
+        "--sampling", help="How sampled negatives are drawn: popularity (training counts) | uniform.", rich_help_panel=EVALUATION
+    ),
+]
+FilterSeen = Annotated[
+    bool,
+    typer.Option(
+        "--filter-seen", help="Full ranking: never rank items already in the history (leave-one-out data).",
+        rich_help_panel=EVALUATION,
+    ),
+]  # fmt: skip
+SampleSeed = Annotated[
+    int, typer.Option("--sample-seed", min=0, help="Seed of the sampled negatives.", rich_help_panel=EVALUATION)
+]
+Epoch = Annotated[
+    Optional[int],
+    typer.Option("--epoch", min=1, help="Checkpoint epoch_N to use.", show_default="the best validation epoch, else the last"),
+]
+CheckpointPath = Annotated[
+    Optional[Path],
+    typer.Option("--checkpoint", help="A checkpoint folder (instead of --model-dir/--epoch).", show_default=False),
+]
 
 
 def parse_cutoffs(text: str) -> tuple[int, ...]:
@@ -49,28 +106,29 @@ def explicit(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
 
 
-def read_params_file(spec: str, allowed: set[str]) -> dict[str, Any]:
+def shipped_params() -> list[str]:
+    folder = resources.files("seqrec_cli") / "params"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def params_file(spec: str) -> Path:
     """A JSON parameter file: a path, or the name of one shipped in seqrec_cli/params/."""
     path = Path(spec)
-    if not path.is_file():
-        shipped = resources.files("seqrec_cli") / "params" / f"{spec}.json"
-        if not shipped.is_file():
-            names = sorted(p.name[:-5] for p in (resources.files("seqrec_cli") / "params").iterdir() if p.name.endswith(".json"))
-            raise BadInputError(spec, f"no such parameter file (shipped: {', '.join(names)})")
-        text = shipped.read_text(encoding="utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInputError(spec, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
-    if not isinstance(data, dict):
-        raise BadInputError(spec, "expected a JSON object of option names")
-    data = {k: v for k, v in data.items() if not k.startswith("_")}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise BadInputError(spec, f"unknown parameter(s): {', '.join(unknown)}")
-    return data
+    if path.is_file():
+        return path
+    shipped = resources.files("seqrec_cli") / "params" / f"{spec}.json"
+    if not shipped.is_file():
+        raise BadInputError(spec, f"no such parameter file (shipped: {', '.join(shipped_params())})")
+    return Path(str(shipped))
 
 
-DEFAULT_TRAIN_DIRS = {"gru4rec": formats.processed_dir(formats.RSC15), "bert4rec": formats.processed_dir(formats.ML1M)}
+def read_params(spec: str) -> tuple[Any, Path]:
+    """(the parsed JSON of a --params file, its path)."""
+    from ..hparams import read_json_file
+
+    path = params_file(spec)
+    return read_json_file(path, "parameter file"), path
+
+
+def default_train_dir(dataset: str) -> Path:
+    return formats.processed_dir(dataset)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..formats import Sequences
+from ..errors import SeqrecError
+from ..sequences import Sequences
 
 
 @dataclass
@@ -91,3 +93,142 @@ def count_steps(seqs: Sequences, batch_size: int, final_step: bool = False) -> i
     """An estimate of the number of steps in a pass (for progress bars): events / batch."""
     n = int((seqs.lengths - (0 if final_step else 1)).clip(min=0).sum())
     return max(1, -(-n // max(1, batch_size)))
+
+
+# ---------------------------------------------------------------------------------------------- model batches
+@dataclass
+class SessionParallelBatch:
+    """One training step of GRU4Rec: a :class:`Step` plus the step's shared sampled negatives.
+
+    inputs, targets: [b] item indices; reset: [b] bool; keep: [b_prev] rows of the previous step's
+    hidden state that survive, or None; negatives: [S] popularity-sampled items or None; log_q:
+    [b + S] log sampling probability of each candidate (the b in-batch targets by popularity, the
+    S negatives by popularity ** alpha; unweighted) or None; slots: the configured batch size B
+    (the loss of a step is divided by it, as in the original, also when fewer rows are left);
+    rows, positions: [b] numpy, the session and position each row walks (host only).
+    """
+
+    inputs: Any
+    targets: Any
+    reset: Any
+    keep: Any
+    negatives: Any
+    log_q: Any
+    slots: int
+    rows: np.ndarray
+    positions: np.ndarray
+    host_fields = ("rows", "positions")
+
+
+@dataclass
+class SessionParallelScoreBatch:
+    """One scoring step: advance every row (inputs, reset, keep as in :class:`Step`), then score
+    the rows ``select``. targets / rows / target_pos ([m] numpy, for the selected rows) describe
+    the predictions and stay on the host."""
+
+    inputs: Any
+    reset: Any
+    keep: Any
+    select: Any
+    targets: np.ndarray
+    rows: np.ndarray
+    target_pos: np.ndarray
+    host_fields = ("targets", "rows", "target_pos")
+
+
+class SessionParallelBatcher:
+    """GRU4Rec's training batches: session-parallel steps over the training sessions, in a new
+    seeded order every epoch (or file order), with ``n_sample`` negatives per step drawn by
+    popularity ** alpha and shared by the batch (Hidasi & Karatzoglou 2018, §4.1).
+
+    Raises SeqrecError when no training session has two items (nothing to predict).
+    """
+
+    def __init__(self, data, model_config, train_config, device):
+        import torch
+
+        from .sampling import PopularitySampler, popularity
+
+        self.train = data.split("train")
+        if not (self.train.lengths >= 2).any():
+            raise SeqrecError(
+                f"{data.folder / 'train.txt'}: nothing to learn: no training session has 2 or more items "
+                "(GRU4Rec predicts each next item of a session)"
+            )
+        self.tc = train_config
+        self.device = device
+        self.rng = np.random.default_rng(train_config.seed)
+        self.counts = popularity(self.train.items, data.n_items)  # [N+1]
+        self.sampler = None
+        if model_config.loss != "ce" and train_config.n_sample > 0:
+            gen = torch.Generator(device=device).manual_seed(train_config.seed + 1)
+            self.sampler = PopularitySampler(
+                self.counts,
+                train_config.n_sample,
+                train_config.sample_alpha,
+                gen,
+                cache_events=min(10_000_000, train_config.n_sample * self.steps_per_epoch()),
+                device=device,
+            )
+        self.log_pop = None
+        if model_config.loss == "sampled-ce" and model_config.logq > 0:
+            # logQ: log popularity of the in-batch targets (sampled by the data itself) and of the
+            # extra negatives (sampled by popularity ** alpha)
+            with np.errstate(divide="ignore"):
+                logc = np.log(np.maximum(self.counts, 1.0))
+            self.log_pop = torch.tensor(logc, dtype=torch.float32, device=device)  # [N+1]
+
+    def steps_per_epoch(self) -> int:
+        return count_steps(self.train, self.tc.batch_size)
+
+    def epoch_batches(self) -> Iterator[SessionParallelBatch]:
+        import torch
+
+        n = len(self.train)
+        order = self.rng.permutation(n) if self.tc.session_order == "shuffle" else np.arange(n)
+        if self.sampler is not None:
+            self.sampler.new_epoch()
+        for step in session_parallel(self.train, order, self.tc.batch_size):
+            negatives = self.sampler.draw() if self.sampler is not None else None
+            log_q = None
+            if self.log_pop is not None:
+                targets = torch.from_numpy(step.targets).to(self.device)
+                cands = targets if negatives is None else torch.cat([targets, negatives])
+                log_q = self.log_pop[cands]
+                log_q[len(targets) :] *= self.tc.sample_alpha
+            yield SessionParallelBatch(
+                step.inputs, step.targets, step.reset, step.keep, negatives, log_q, self.tc.batch_size,
+                step.rows, step.positions,
+            )  # fmt: skip
+
+    def describe(self) -> str:
+        neg = f"{self.tc.n_sample} negatives (pop^{self.tc.sample_alpha})" if self.sampler else "no extra negatives"
+        return f"{neg}, {len(self.train):,} training sessions / {self.train.n_events:,} events"
+
+    def rng_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"numpy": self.rng.bit_generator.state}
+        if self.sampler is not None:
+            state["sampler"] = self.sampler.generator.get_state()
+        return state
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["numpy"]
+        if self.sampler is not None:
+            self.sampler.generator.set_state(state["sampler"])
+
+
+def session_parallel_score_batches(seqs: Sequences, mode: str, batch_size: int) -> Iterator[SessionParallelScoreBatch]:
+    """Scoring steps over ``seqs`` in file order: mode "all" (every position after the first),
+    "last" (the last item of each line) or "next" (after the whole line: recommendation, target
+    unknown). Each session starts from a zero hidden state."""
+    lengths = seqs.lengths
+    for step in session_parallel(seqs, np.arange(len(seqs)), batch_size, final_step=(mode == "next")):
+        if mode == "all":
+            sel = np.flatnonzero(step.targets > 0)
+        elif mode == "last":
+            sel = np.flatnonzero(step.positions == lengths[step.rows] - 2)
+        else:
+            sel = np.flatnonzero(step.targets == 0)
+        yield SessionParallelScoreBatch(
+            step.inputs, step.reset, step.keep, sel, step.targets[sel], step.rows[sel], step.positions[sel] + 1
+        )

@@ -10,120 +10,24 @@ positions asked for (those carrying a label, or the final [MASK]), never for eve
 Sequences are left-padded and position ids count from the right (the last real position always
 has id max_len - 1), so a batch padded to its own longest sequence sees the same positions as a
 batch padded to max_len.
+
+``forward`` takes a cloze batch (``seqrec_cli.data.cloze``: chunks of masked windows with their
+labels) and returns the mean cross-entropy over the batch's labelled positions, computed over the
+real items only (padding and [MASK] score -inf), with optional label smoothing; ``score`` takes a
+history batch (``seqrec_cli.data.history``: history + [MASK], left-padded) and returns the scores
+of the [MASK] position.
 """
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass, fields
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import BadInputError
+from .base import SequentialRecommender, TrainOutput, adamw_with_warmup, no_autocast
+from .bert4rec_config import Bert4RecConfig
 
-# keys of BERT-style config files (the original BERT4Rec's bert_config_*.json) -> our fields
-BERT_JSON_KEYS = {
-    "hidden_size": "hidden_size",
-    "num_hidden_layers": "num_layers",
-    "num_attention_heads": "num_heads",
-    "intermediate_size": "intermediate_size",
-    "hidden_act": "hidden_act",
-    "hidden_dropout_prob": "hidden_dropout",
-    "attention_probs_dropout_prob": "attention_dropout",
-    "max_position_embeddings": "max_len",
-    "initializer_range": "initializer_range",
-}
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
-
-
-@dataclass
-class Bert4RecConfig:
-    n_items: int  # items 1..n_items; 0 = padding; n_items + 1 = [MASK]
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 2
-    intermediate_size: int = 256  # feed-forward width
-    hidden_act: str = "gelu"
-    hidden_dropout: float = 0.1
-    attention_dropout: float = 0.1
-    max_len: int = 200  # longest input, [MASK] included
-    initializer_range: float = 0.02  # std of the truncated-normal initialisation
-
-    @property
-    def vocab_size(self) -> int:
-        return self.n_items + 2
-
-    @property
-    def mask_index(self) -> int:
-        return self.n_items + 1
-
-    def check(self, source: str = "config") -> None:
-        """Types and ranges of every field, so a bad config file is an error line, not a traceback."""
-        for name in ("n_items", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise BadInputError(source, f"{_key(name)} must be a positive integer, got {value!r}")
-        for name in ("hidden_dropout", "attention_dropout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise BadInputError(source, f"{_key(name)} must be a number in [0, 1), got {value!r}")
-        if isinstance(self.initializer_range, bool) or not isinstance(self.initializer_range, (int, float)) or self.initializer_range <= 0:
-            raise BadInputError(source, f"initializer_range must be a positive number, got {self.initializer_range!r}")
-        if self.hidden_size % self.num_heads:
-            raise BadInputError(source, f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_heads}")
-        if self.hidden_act not in ACTIVATIONS:
-            raise BadInputError(source, f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {self.hidden_act!r}")
-        if self.max_len < 2:
-            raise BadInputError(source, "max length must be >= 2")
-
-    @classmethod
-    def from_bert_json(cls, path: Path, n_items: int) -> Bert4RecConfig:
-        """Read a BERT-style JSON config (PROTOCOLS.md §5); ``vocab_size`` must fit the vocabulary:
-        n_items + 2 (seqrec: padding, items, [MASK]) or n_items + 4 (the original BERT4Rec code's
-        layout with its extra special tokens). ``type_vocab_size`` is accepted and unused."""
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BadInputError(path, "config file not found") from None
-        except json.JSONDecodeError as exc:
-            raise BadInputError(path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
-        if not isinstance(raw, dict):
-            raise BadInputError(path, "expected a JSON object")
-        known = set(BERT_JSON_KEYS) | {"vocab_size", "type_vocab_size"} | {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise BadInputError(path, f"unknown key(s): {', '.join(unknown)}")
-        if "vocab_size" in raw and raw["vocab_size"] not in (n_items + 2, n_items + 4):
-            raise BadInputError(
-                path,
-                f"vocab_size {raw['vocab_size']} does not match the vocabulary: {n_items} items need "
-                f"{n_items + 2} (padding + items + [MASK]) or {n_items + 4} (original BERT4Rec layout)",
-            )
-        values = {}
-        for key, value in raw.items():
-            name = BERT_JSON_KEYS.get(key, key)
-            if name in ("vocab_size", "type_vocab_size", "n_items"):
-                continue
-            values[name] = value
-        try:
-            cfg = cls(n_items=n_items, **values)
-        except TypeError as exc:
-            raise BadInputError(path, str(exc)) from None
-        cfg.check(str(path))
-        return cfg
-
-
-def _key(field_name: str) -> str:
-    """The BERT-style JSON key of a config field (for messages)."""
-    for key, name in BERT_JSON_KEYS.items():
-        if name == field_name:
-            return key
-    return field_name
-
 
 class EncoderLayer(nn.Module):
     def __init__(self, c: Bert4RecConfig):
@@ -151,10 +55,9 @@ class EncoderLayer(nn.Module):
         return self.norm2(x + self.drop(self.ff2(self.act(self.ff1(x)))))
 
 
-class Bert4Rec(nn.Module):
+class Bert4Rec(SequentialRecommender):
     def __init__(self, config: Bert4RecConfig):
         super().__init__()
-        config.check()
         self.config = config
         c = config
         self.item_embedding = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=0)  # [V, H], tied with the output
@@ -200,10 +103,46 @@ class Bert4Rec(nn.Module):
         scores[:, self.config.mask_index] = float("-inf")
         return scores
 
-    def forward(self, items: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
-        """items: [B, T]; select: [B, T] bool, the positions to predict -> logits [M, V], M = select.sum()."""
-        return self.logits(self.encode(items)[select])
+    def forward(self, batch) -> TrainOutput:
+        """batch: a ClozeBatch, chunks of (items [b, T], labels [b, T], 0 = no label) -> one loss over
+        the whole batch (mean over its labelled positions), summed chunk by chunk."""
+        device = self.output_bias.device
+        total = torch.zeros((), device=device)
+        n = 0
+        items_only = slice(1, self.config.mask_index)  # columns of the real items 1..N
+        for items, labels in batch.chunks:
+            select = labels > 0
+            logits = self.logits(self.encode(items)[select])  # [m, V]
+            with no_autocast(device):  # over the real items only: padding and [MASK] score -inf
+                total = total + F.cross_entropy(
+                    logits[:, items_only].float(), labels[select] - 1, reduction="sum",
+                    label_smoothing=self.config.label_smoothing,
+                )  # fmt: skip
+            n += int(select.sum())
+        return TrainOutput(total / max(n, 1), float(total.detach()), n)
 
-    def score_last(self, items: torch.Tensor) -> torch.Tensor:
-        """Scores of the last position of each row (the appended [MASK]). items: [B, T] -> [B, V]."""
-        return self.logits(self.encode(items)[:, -1])
+    def score(self, batch) -> torch.Tensor:
+        """batch: a HistoryBatch (items [B, T] left-padded, [MASK] last) -> scores [B, N + 1] of the
+        [MASK] position (column 0, padding, is -inf)."""
+        return self.logits(self.encode(batch.items)[:, -1])[:, : self.config.mask_index]
+
+    def full_softmax_loss(self) -> bool:
+        return True
+
+    def configure_optimizers(self, train_config, total_steps: int):
+        return adamw_with_warmup(
+            self, train_config.lr, train_config.weight_decay, train_config.warmup_steps, total_steps
+        )
+
+    def summary(self, train_config) -> list[str]:
+        c, tc = self.config, train_config
+        n = sum(p.numel() for p in self.parameters())
+        return [
+            f"bert4rec: {c.num_layers} layers x {c.num_heads} heads, hidden {c.hidden_size}, feed-forward "
+            f"{c.intermediate_size}, max length {c.max_len}, {c.n_items:,} items, {n:,} parameters",
+            f"objective {tc.objective} (mask prob {tc.mask_prob}"
+            + (f", last-item samples for {tc.last_share:.0%} of windows" if tc.objective == "both" else "")
+            + (f", label smoothing {c.label_smoothing}" if c.label_smoothing else "")
+            + f"), AdamW lr {tc.lr} (warm-up {tc.warmup_steps} steps, linear decay), {tc.batching} batches of "
+            f"{tc.batch_size}",
+        ]

@@ -6,32 +6,27 @@ vector (then the first GRU layer's input weights are an item lookup). The score 
 ``h . W[i] + b[i]``. Output weights are looked up only for the candidates of a step (targets of
 the batch + sampled negatives) during training, and taken whole for full ranking; they are
 sparse embeddings so an optimizer updates only the rows a step touched.
+
+Training and scoring walk sessions side by side (session-parallel, ``seqrec_cli.data.
+session_parallel``); the hidden state of that walk is carried from batch to batch inside the
+model (``self.hidden``, not a parameter or buffer) and zeroed by :meth:`reset_state` at the start
+of every pass, so ``forward`` and ``score`` each take one step. The losses (docs/protocols.md §5):
+``ce`` (softmax over every item), ``sampled-ce`` (softmax over the batch's targets + the shared
+negatives, minus ``logq`` x log sampling probability: the logQ correction), ``bpr-max`` and
+``bpr`` over the same candidates; the loss of a step is summed over its rows and divided by the
+batch size, as in the original.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-
-@dataclass
-class GRU4RecConfig:
-    n_items: int  # item indices 1..n_items; index 0 is padding and never scored
-    hidden_size: int = 100  # units of each GRU layer
-    num_layers: int = 1
-    embedding_size: int = 0  # > 0: separate input embedding of this size (ignored with shared_embedding)
-    shared_embedding: bool = True  # input embedding = output weights ("constrained embedding")
-    dropout_embed: float = 0.0  # dropout on the input embedding
-    dropout_hidden: float = 0.4  # dropout on the output of each GRU layer
-
-    @property
-    def input_mode(self) -> str:
-        if self.shared_embedding:
-            return "shared"
-        return "embedding" if self.embedding_size > 0 else "onehot"
+from . import losses
+from .base import SequentialRecommender, TrainOutput
+from .gru4rec_config import GRU4RecConfig
 
 
 def _uniform_(t: torch.Tensor, fan_in: float, fan_out: float) -> None:
@@ -41,10 +36,13 @@ def _uniform_(t: torch.Tensor, fan_in: float, fan_out: float) -> None:
         t.uniform_(-bound, bound)
 
 
-class GRU4Rec(nn.Module):
+class GRU4Rec(SequentialRecommender):
+    cuda_precision = "fp32"  # the original trains in fp32; its steps are too small to gain from bf16
+
     def __init__(self, config: GRU4RecConfig):
         super().__init__()
         self.config = config
+        self.hidden: torch.Tensor | None = None  # [L, b, H] state of the current session-parallel pass
         h, v = config.hidden_size, config.n_items + 1
         self.out_weight = nn.Embedding(v, h, sparse=True)  # W: [V, H]
         self.out_bias = nn.Embedding(v, 1, sparse=True)  # b: [V, 1]
@@ -123,3 +121,81 @@ class GRU4Rec(nn.Module):
         scores = out @ self.out_weight.weight.T + self.out_bias.weight.squeeze(1)
         scores[:, 0] = float("-inf")
         return scores
+
+    # ------------------------------------------------------------------ the model interface
+    def reset_state(self) -> None:
+        self.hidden = None
+
+    def _advance(self, inputs: torch.Tensor, reset: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        """Carry the hidden state into this step (drop finished rows, zero the rows of new
+        sessions), run it, keep the new state; returns the GRU output [b, H]."""
+        hidden = self.hidden
+        if hidden is None:
+            hidden = self.init_hidden(len(inputs), inputs.device)
+        else:
+            if keep is not None:
+                hidden = hidden[:, keep]
+            if reset.any():
+                hidden = hidden.masked_fill(reset.view(1, -1, 1), 0.0)
+        out, new_hidden = self.step(inputs, hidden)  # [b, H], [L, b, H]
+        self.hidden = new_hidden.detach()
+        return out
+
+    def forward(self, batch) -> TrainOutput:
+        """batch: a SessionParallelBatch (inputs/targets [b], negatives [S], log_q [b+S]) -> the
+        step's loss (summed over rows, divided by the batch size)."""
+        out = self._advance(batch.inputs, batch.reset, batch.keep)
+        c = self.config
+        targets = batch.targets
+        if c.loss == "ce":
+            loss_sum = losses.full_softmax_ce(self.score_all(out), targets)
+        else:
+            cands = targets if batch.negatives is None else torch.cat([targets, batch.negatives])
+            scores = self.score_candidates(out, cands)  # [b, b + S]
+            if c.loss == "sampled-ce":
+                log_q = None if batch.log_q is None else c.logq * batch.log_q
+                loss_sum = losses.sampled_softmax_ce(scores, log_q)
+            elif c.loss == "bpr-max":
+                loss_sum = losses.bpr_max(scores, c.bpreg, c.elu_param)
+            else:
+                loss_sum = losses.bpr(scores)
+        return TrainOutput(loss_sum / batch.slots, float(loss_sum.detach()), len(targets))
+
+    def score(self, batch) -> torch.Tensor:
+        """batch: a SessionParallelScoreBatch -> scores [m, V] of its ``select`` rows after this step."""
+        out = self._advance(batch.inputs, batch.reset, batch.keep)
+        return self.score_all(out[batch.select])
+
+    def full_softmax_loss(self) -> bool:
+        return self.config.loss == "ce"
+
+    def configure_optimizers(self, train_config, total_steps: int):
+        """Adagrad with momentum (the original's) or Adam (SparseAdam for the sparse item
+        embeddings); no schedule."""
+        from ..optim import AdagradM, OptimizerGroup
+
+        params = list(self.parameters())
+        if train_config.optimizer == "adagrad":
+            return AdagradM(params, lr=train_config.lr, momentum=train_config.momentum), None
+        modules = dict(self.named_modules())
+
+        def sparse(name: str) -> bool:
+            module = modules.get(name.rsplit(".", 1)[0])
+            return isinstance(module, nn.Embedding) and module.sparse
+
+        opts: list[torch.optim.Optimizer] = [
+            torch.optim.SparseAdam([p for n, p in self.named_parameters() if sparse(n)], lr=train_config.lr)
+        ]
+        dense = [p for n, p in self.named_parameters() if not sparse(n)]
+        if dense:
+            opts.append(torch.optim.Adam(dense, lr=train_config.lr))
+        return OptimizerGroup(opts), None
+
+    def summary(self, train_config) -> list[str]:
+        c = self.config
+        n = sum(p.numel() for p in self.parameters())
+        return [
+            f"gru4rec: {c.num_layers} GRU layer(s) x {c.hidden_size} units, input {c.input_mode}, "
+            f"{c.n_items:,} items, {n:,} parameters",
+            f"loss {c.loss}, {train_config.optimizer} lr {train_config.lr}, batch {train_config.batch_size}",
+        ]

@@ -1,5 +1,5 @@
-"""BERT4Rec training samples (seqrec_cli.data.masking): windows, cloze masking (BERT's 80/10/10),
-last-item masking, left padding and length-bucketed batches. Pure numpy, no torch."""
+"""Training windows and batches (seqrec_cli.data.windows), BERT4Rec's cloze masking (BERT's 80/10/10)
+and last-item masking (seqrec_cli.data.cloze), and padding (Sequences.padded). Pure numpy, no torch."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from seqrec_cli.data.masking import (
-    bucketed_batches,
-    cloze_mask,
-    last_mask,
-    left_pad,
-    length_chunks,
-    make_windows,
-    random_batches,
-)
-from seqrec_cli.formats import Sequences
+from seqrec_cli.data.cloze import cloze_mask, last_mask
+from seqrec_cli.data.windows import bucketed_batches, length_chunks, make_windows, random_batches
+from seqrec_cli.sequences import Sequences
+
+
+def left_pad(flat, offsets, rows, width=None):
+    return Sequences(flat, offsets).padded(rows, width)
 
 
 def ragged(lengths: list[int], seed: int = 0, n_items: int = 1000) -> Sequences:

@@ -1,1 +1,0 @@
-"""Model recipes: what training and scoring need to know about each model."""
