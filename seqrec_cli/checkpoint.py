@@ -194,7 +194,7 @@ def _load_pt(ckpt: Checkpoint, name: str, device: Any) -> Any:
     except pickle.UnpicklingError:
         raise BadInputError(path, "not a seqrec checkpoint file (it holds pickled Python objects); it was not loaded") from None
     except (RuntimeError, EOFError, ValueError, OSError, IndexError, KeyError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0].split(". ")[0].rstrip(".")
         raise BadInputError(path, f"unreadable checkpoint file (truncated or not written by torch.save: {reason})") from None
     if not matches:
         raise BadInputError(
