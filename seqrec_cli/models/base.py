@@ -109,13 +109,16 @@ def adamw_with_warmup(
 ):
     """AdamW with decoupled weight decay (none on biases and LayerNorm weights), a linear warm-up
     over ``warmup_steps`` and then a linear decay to 0 at ``total_steps`` (BERT, Devlin et al. 2019,
-    §A.2; BERT4Rec trains the same way) or a constant rate (``decay_to_zero=False``)."""
+    §A.2; BERT4Rec trains the same way) or a constant rate (``decay_to_zero=False``; then with no
+    warm-up there is no schedule at all, and a run may be resumed with more epochs)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
     )
+    if not decay_to_zero and warmup_steps == 0:
+        return opt, None
     warm = max(1, warmup_steps)
     total = max(total_steps, warm + 1)
 
