@@ -37,6 +37,7 @@ DPI = 110  # PNG resolution: an 11 x 4.4 inch figure -> 1210 x 484 pixels
 METRIC_PREFERENCE = ("ndcg@10", "recall@20", "hr@20", "hr@10", "ndcg@20", "mrr@20", "mrr")
 MAX_LEGEND_SETTINGS = 4  # differing settings named per run; more are shown as "…"
 _NOT_SETTINGS = {"n_items"}  # config entries that follow from the data, not a choice
+_LAST_IN_LEGEND = {"epochs", "seed"}  # named after the other differing settings
 _NATS_LOSSES = {None, "ce", "sampled-ce"}  # losses logged as nats per target (BERT4Rec: always CE)
 
 
@@ -173,8 +174,8 @@ def _protocol(config: dict[str, Any], epoch_records: list[dict[str, Any]]) -> st
 def choose_metric(runs: Sequence[RunHistory], metric: str | None = None) -> str | None:
     """The validation metric to draw.
 
-    ``metric`` given: it must be logged by every run that validated at all, else one SeqrecError
-    listing the metrics available. Otherwise: the metric the runs picked their best epoch by
+    ``metric`` given: every run must have logged it, else one SeqrecError listing the metrics
+    the first run without it has. Otherwise: the metric the runs picked their best epoch by
     (BERT4Rec ndcg@10, GRU4Rec recall@20 or hr@20) when they agree, else the first of
     :data:`METRIC_PREFERENCE` that every run has. None when no run was ever validated.
     """
@@ -229,6 +230,7 @@ def run_labels(runs: Sequence[RunHistory]) -> list[str]:
     if len({s.get("model") for s in settings}) > 1:
         keys = ["model"] + [k for k in keys if k != "model" and all(k in s for s in settings)]
     differing = [k for k in keys if len({json.dumps(s.get(k), sort_keys=True) for s in settings}) > 1]
+    differing.sort(key=lambda k: k in _LAST_IN_LEGEND)  # the x axis already shows the epochs
     labels = []
     for s, r in zip(settings, runs):
         parts = [str(s[k]) if k == "model" else f"{k}={_fmt(s[k])}" for k in differing if k in s]
