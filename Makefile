@@ -9,6 +9,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+STAMP_ALL := $(VENV)/.installed-all
 
 .PHONY: install demo test clean-demo
 
@@ -20,7 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# the tests cover every optional feature, so they get every extra (tensorboard, export, tune)
+$(STAMP_ALL): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[test,all]"
+	touch $(STAMP_ALL)
+
+test: $(STAMP_ALL)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

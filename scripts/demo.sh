@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole seqrec pipeline on the bundled sample, offline, in a couple of minutes on a laptop CPU:
 # preprocess (the real ML-1M pipeline on a synthetic ratings.dat) -> GRU4Rec -> BERT4Rec (pretrain +
-# fine-tune) -> infer / evaluate (labelled protocols) -> recommend. Outputs go to demo_output/.
+# fine-tune) -> infer / evaluate (labelled protocols) -> recommend -> the training curves
+# (demo_output/curves.png). Outputs go to demo_output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=demo_output
@@ -27,3 +28,6 @@ seqrec evaluate --model-dir "$OUT/bert4rec" --negatives 100 --sampling popularit
 step "recommend: top-10 raw item ids per user"
 seqrec recommend --model-dir "$OUT/bert4rec" --top-k 10 --output "$OUT/recommendations.tsv"
 head -4 "$OUT/recommendations.tsv"
+
+step "the training curves of both runs (loss per epoch and per logged steps, validation NDCG@10)"
+seqrec plot "$OUT/gru4rec" "$OUT/bert4rec" --output "$OUT/curves.png"

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .commands import download as download_cmd
 from .commands import infer as infer_cmd
+from .commands import plot as plot_cmd
 from .commands import preprocess as preprocess_cmd
 from .commands import train as train_cmd
 from .errors import SeqrecError
@@ -86,6 +87,7 @@ app.add_typer(train_cmd.train_app, name="train")
 app.command("infer")(infer_cmd.infer)
 app.command("evaluate")(infer_cmd.evaluate)
 app.command("recommend")(infer_cmd.recommend)
+app.command("plot")(plot_cmd.plot)
 
 
 def main() -> None:
