@@ -21,6 +21,7 @@ every id of the input file, before any filter:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,8 +70,12 @@ class IdCoder:
     def add(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """Provisional int64 codes of ``values`` (strings, no missing values)."""
         codes, uniques = pd.factorize(np.asarray(values, dtype=object) if isinstance(values, np.ndarray) else values)
+        return self.add_factorized(codes, uniques)
+
+    def add_factorized(self, codes: np.ndarray, uniques: Any) -> np.ndarray:
+        """Provisional codes of a column already factorized (``uniques[codes]`` are its values)."""
         index = self._index
-        known = np.fromiter((index.setdefault(u, len(index)) for u in uniques), dtype=np.int64, count=len(uniques))
+        known = np.fromiter((index.setdefault(str(u), len(index)) for u in uniques), dtype=np.int64, count=len(uniques))
         return known[codes]
 
     def finish(self) -> tuple[IdTable, np.ndarray]:
