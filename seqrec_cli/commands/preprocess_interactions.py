@@ -92,7 +92,8 @@ def interactions(
             "--sep",
             help=(
                 "Field separator of text files, one or more characters (e.g. '::'); '\\t' or tab means a tab. "
-                "[default: tab for .tsv, comma for .csv, else the first of tab, ::, comma, ;, | on the first line]"
+                "[default: tab for .tsv, comma for .csv when the first line has one, else the first of tab, ::, comma, ;, | "
+                "found on the first line]"
             ),
             show_default=False,
         ),

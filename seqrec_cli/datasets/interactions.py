@@ -129,7 +129,8 @@ def spec_from_manifest(manifest: Any, **overrides: Any) -> ReadSpec:
 
     ``manifest`` is a ``formats.DatasetManifest`` or the manifest as a dict (or ``None``); data
     made by other commands (``preprocess ml-1m`` / ``yoochoose``) record no reading, and give the
-    defaults. Overrides whose value is ``None`` are ignored.
+    defaults. Overrides whose value is ``None`` are ignored; ``columns=()`` says the new file has a
+    header line although the training file had none.
     """
     params = getattr(manifest, "params", None)
     if params is None and isinstance(manifest, Mapping):
@@ -147,6 +148,8 @@ def spec_from_manifest(manifest: Any, **overrides: Any) -> ReadSpec:
         "encoding": read.get("encoding", "utf-8"),
     }
     fields.update({k: v for k, v in overrides.items() if v is not None})
+    if fields["columns"] == ():
+        fields["columns"] = None  # the new file has a header line
     if fields["time_format"] == NATIVE_TIME:
         fields["time_format"] = "auto"  # a timestamp column there; parse whatever this file holds
     if fields["rating_col"] is None:
@@ -330,7 +333,8 @@ def _layout(source: Source, spec: ReadSpec) -> _Layout:
     if spec.sep is not None:
         sep = parse_sep(spec.sep)
     else:
-        sep = _sep_from_name(source.name) or next((s for s in _SNIFF_SEPS if s in first), "")
+        by_name = _sep_from_name(source.name)
+        sep = by_name if by_name and by_name in first else next((s for s in _SNIFF_SEPS if s in first), "")
         if not sep:
             raise BadInputError(
                 source.name, f"cannot tell the separator from the first line {first[:80]!r}; give --sep", line=1
@@ -865,7 +869,7 @@ def _session_time(
     try:
         filtered = rsc15.filter_sessions(events, log or (lambda _: None), params)
     except rsc15.EmptyResultError as exc:
-        raise BadInputError(where, str(exc)) from None
+        raise BadInputError(where, f"{exc} ({_empty_hint(str(exc))})") from None
     del events
     steps = steps + filtered.steps[1:]
     validating = params.valid_window_ms > 0
@@ -933,6 +937,17 @@ def _session_time(
         vocab_file,
         {"time_splits": filtered.counts, "mapped": {k: mapped.splits[k].counts for k in splits}, "train_split": train_name},
     )
+
+
+def _empty_hint(message: str) -> str:
+    """The option that loosens the session-time rule named in ``message``."""
+    if "step 3" in message:
+        return "lower --min-item-support"
+    if "step 2" in message or "step 4" in message:
+        return "lower --min-session-length"
+    if "train_tr" in message:
+        return "lower --valid-days"
+    return "lower --test-days"
 
 
 # ---------------------------------------------------------------- raw-id sequences (recommend --input FILE)
