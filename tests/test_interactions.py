@@ -652,3 +652,70 @@ def test_help_names_every_option_and_loads_neither_pandas_nor_pyarrow():
                    "--test-days", "--valid-days"):
         assert option in proc.stdout, option
     assert "interactions" in proc.stdout and "leave-one-out" in proc.stdout and "session-time" in proc.stdout
+
+
+# ---------------------------------------------------------------- MovieLens 100K / 20M: download, then preprocess
+def _movielens_zip(name: str, member: str, text: str) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{name}/README", "test copy\n")
+        zf.writestr(f"{name}/{member}", text)
+    return buf.getvalue()
+
+
+ML_HAND = [line.split("::") for line in ML_HAND_LINES]
+MOVIELENS_CASES = {
+    "ml-100k": ("u.data", "".join("\t".join(f) + "\n" for f in ML_HAND), "0e33842e24a9c977be4e0107933c0723"),
+    "ml-20m": ("ratings.csv", "userId,movieId,rating,timestamp\n" + "".join(f"{u},{m},{r}.5,{t}\n" for u, m, r, t in ML_HAND),
+               "cd245b17a1ae2cc31bb14903e1204af3"),
+}
+
+
+@pytest.mark.parametrize("name", list(MOVIELENS_CASES))
+def test_movielens_download_then_preprocess(runner, workdir, name):
+    """download checks GroupLens' published MD5 (a different archive is refused), takes --checksum,
+    and preprocess <name> reads the default path with the ML-1M rules: the same files as preprocess ml-1m."""
+    import hashlib
+
+    from httpserver import FileServer
+
+    from seqrec_cli.datasets.sources import SOURCES
+
+    member, text, published = MOVIELENS_CASES[name]
+    assert SOURCES[name].md5 == published and SOURCES[name].member == f"{name}/{member}"
+    archive = _movielens_zip(name, member, text)
+    with FileServer({f"{name}.zip": archive}) as srv:
+        refused = invoke(runner, "download", name, "--url", srv.url(f"{name}.zip"))
+        assert refused.exit_code == 1 and "md5" in refused.output.lower(), refused.output
+        assert not (workdir / "data" / "raw" / name / member).exists()
+        got = invoke(runner, "download", name, "--url", srv.url(f"{name}.zip"), "--checksum", hashlib.md5(archive).hexdigest())
+    assert got.exit_code == 0, got.output
+    assert got.stdout.splitlines()[-1] == f"next: seqrec preprocess {name}"
+    lines = _ok(invoke(runner, "preprocess", name))
+    assert lines[-1] == f"next: seqrec train bert4rec --train-dir data/{name}"
+    (workdir / "ratings.dat").write_text("".join(line + "\n" for line in ML_HAND_LINES))
+    _ok(invoke(runner, "preprocess", "ml-1m", "--input", "ratings.dat"))
+    for f in ("train.txt", "valid.txt", "test.txt", "users.txt"):
+        assert (workdir / "data" / name / f).read_bytes() == (workdir / "data" / "ml-1m" / f).read_bytes(), f
+    assert (workdir / "vocab" / f"{name}.txt").read_bytes() == (workdir / "vocab" / "ml-1m.txt").read_bytes()
+
+
+def test_movielens_missing_input_names_the_download(runner, workdir):
+    line = _error_line(invoke(runner, "preprocess", "ml-20m"))
+    assert line == "Error: ratings file not found: data/raw/ml-20m/ml-20m/ratings.csv (run: seqrec download ml-20m)"
+
+
+@pytest.mark.slow
+def test_ml100k_real_file(runner, workdir):
+    """Acceptance 2's first step: one command preprocesses ML-100K (tab-separated, real timestamps)."""
+    u_data = shared_file("movielens-100k", "u.data")
+    lines = _ok(invoke(runner, "preprocess", "ml-100k", "--input", u_data))
+    assert lines[1:5] == [
+        "read: 100,000 interactions, 943 users, 1,682 items",
+        "items with at least 5 interactions: 99,287 interactions, 943 users, 1,349 items; dropped 713 interactions, 0 users, 333 items",
+        "users with at least 5 interactions: 99,287 interactions, 943 users, 1,349 items; dropped 0 interactions, 0 users, 0 items",
+        "leave-one-out: 943 users, 1,349 items, 99,287 interactions (mean length 105.3)",
+    ]
+    formats.load_processed(workdir / "data" / "ml-100k")

@@ -276,5 +276,53 @@ def _report(file: Path, result: Any) -> None:
     say(f"next: seqrec train {'bert4rec' if loo else 'gru4rec'} --train-dir {result.out_dir}")
 
 
+# ---------------------------------------------------------------- MovieLens 100K / 20M through the generic path
+# name -> (file inside data/raw/<name>/, how to read it, what it is)
+MOVIELENS = {
+    "ml-100k": ("ml-100k/u.data", {"sep": "\t", "columns": ("user", "item", "rating", "time")},
+                "u.data (user<TAB>item<TAB>rating<TAB>timestamp, no header)"),
+    "ml-20m": ("ml-20m/ratings.csv", {"user_col": "userId", "item_col": "movieId", "rating_col": "rating",
+                                      "time_col": "timestamp", "sep": ","},
+               "ratings.csv (header userId,movieId,rating,timestamp)"),
+}
+
+
+def _movielens_command(name: str):
+    member, reading, what = MOVIELENS[name]
+    default_input = formats.raw_dir(name) / member
+
+    # options as default values (not Annotated): the help texts are built from this data set's details
+    def command(
+        input: Optional[Path] = typer.Option(None, "--input", help=f"{what}. [default: {default_input}]", show_default=False),
+        out_dir: Path = typer.Option(formats.processed_dir(name), "--out-dir", help="Processed data folder."),
+        vocab: Path = typer.Option(formats.vocab_path(name), "--vocab", help="Vocabulary file to write."),
+        min_item_count: int = typer.Option(5, "--min-item-count", min=1, help="Drop items with fewer interactions (first)."),
+        min_user_count: int = typer.Option(5, "--min-user-count", min=3, help="Then drop users with fewer interactions."),
+    ) -> None:
+        from ..datasets import interactions as lib
+        from ..datasets import ml1m
+        from ..errors import MissingInputError
+
+        path = input or default_input
+        if not path.is_file():
+            raise MissingInputError(path, f"seqrec download {name}" if input is None else None, what="ratings file")
+        spec = lib.ReadSpec(time_format="unix-s", **reading)
+        with Tracker(f"reading {path.name}", total=path.stat().st_size, kind="bytes") as tracker:
+            result = lib.preprocess_interactions(
+                path, lib.LEAVE_ONE_OUT, out_dir, vocab, name=name, spec=spec,
+                loo=ml1m.LeaveOneOutParams(min_item_count, min_user_count), progress=tracker.advance,
+            )
+        _report(path, result)
+
+    command.__doc__ = (
+        f"MovieLens {name[3:].upper()} -> leave-one-out sequences, the ML-1M rules (PROTOCOLS.md §2) through "
+        f"preprocess interactions: every rating an interaction, time-ordered per user (ties in file order), "
+        f"5-core items then users. Reads {what}."
+    )
+    return command
+
+
 def register(app: typer.Typer) -> None:
     app.command("interactions", no_args_is_help=True)(interactions)
+    for name in MOVIELENS:
+        app.command(name)(_movielens_command(name))
