@@ -372,7 +372,7 @@ BAD = {
                         "Error: a.csv: no column 'user' or 'session' (columns found: who, item, time); "
                         "name it with --user-col or --session-col"),
     "missing named column": ("a.csv", "user,item,time\nu,i,1\n", ("--session-col", "visit"),
-                             "Error: a.csv: no column 'visit' (columns found: user, item, time); name it with --user-col"),
+                             "Error: a.csv: no column 'visit' (columns found: user, item, time); name it with --user-col or --session-col"),
     "columns count": ("a.dat", "u::i::1\n", ("--columns", "user,item,rating,time"),
                       "Error: a.dat:1: --columns names 4 columns (user,item,rating,time) but the first line has "
                       "3 fields separated by '::'"),

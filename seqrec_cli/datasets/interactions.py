@@ -377,7 +377,7 @@ def _resolve_group(spec: ReadSpec, names: list[str], where: str) -> ReadSpec:
                 where, f"no column 'user' or 'session' (columns found: {', '.join(names)}); name it with --user-col or --session-col"
             )
         spec = replace(spec, user_col=group)
-    options = {"user_col": "--user-col", "item_col": "--item-col", "time_col": "--time-col", "rating_col": "--rating-col"}
+    options = {"user_col": "--user-col or --session-col", "item_col": "--item-col", "time_col": "--time-col", "rating_col": "--rating-col"}
     for attr, option in options.items():
         col = getattr(spec, attr)
         if col is not None and col not in names:
