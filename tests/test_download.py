@@ -309,8 +309,8 @@ def test_malformed_checksum_is_refused_before_any_request(runner, workdir, serve
 
 
 def test_unknown_dataset_lists_the_known_ones(runner, workdir):
-    line = error_line(invoke(runner, "download", "ml-20m"))
-    assert line == "Error: unknown data set 'ml-20m'; known data sets: ml-1m, yoochoose"
+    line = error_line(invoke(runner, "download", "ml-25m"))
+    assert line == "Error: unknown data set 'ml-25m'; known data sets: ml-1m, ml-100k, ml-20m, yoochoose"
 
 
 def test_url_and_from_file_exclude_each_other(runner, workdir):

@@ -11,12 +11,13 @@ import typer
 from .. import formats
 from ..console import say
 from ..errors import MissingInputError
-from . import preprocess_rsc15
+from . import preprocess_interactions, preprocess_rsc15
 
 app = typer.Typer(
     help=(
         "Prepare data exactly as the papers did. ml-1m: leave-one-out for BERT4Rec; yoochoose: the "
-        "official RSC15 rules for GRU4Rec (also as three separate steps); sample: regenerate the bundled sample."
+        "official RSC15 rules for GRU4Rec (also as three separate steps); interactions: your own CSV / TSV / "
+        "Parquet log through either protocol; sample: regenerate the bundled sample."
     ),
     no_args_is_help=True,
 )
@@ -78,3 +79,4 @@ def sample(
 
 
 preprocess_rsc15.register(app)
+preprocess_interactions.register(app)

@@ -1,32 +1,47 @@
-"""MovieLens-1M for BERT4Rec: ratings.dat -> leave-one-out sequences (PROTOCOLS.md §2).
+"""Leave-one-out sequences (PROTOCOLS.md §2): the ML-1M rules, for MovieLens and for any interaction log.
 
-Every rating is an interaction. Each user's items are ordered by timestamp, ties kept in file
-order; items with fewer than 5 interactions are dropped, then users with fewer than 5. Item
-indices 1..N follow the ascending MovieID, users the ascending UserID. Per user: train = all but
-the last two items, valid = all but the last (its target is the second-to-last item), test =
-the whole sequence (its target is the last item), so the test target never enters training.
+``seqrec preprocess ml-1m`` (``ratings.dat``, read here by :func:`read_ratings`) and ``seqrec
+preprocess interactions --split leave-one-out`` (CSV / TSV / Parquet, read by
+``interactions.read_interactions``) both run :func:`build_sequences` -> :func:`leave_one_out` ->
+:func:`save_leave_one_out`; only the reader differs.
+
+The rules (Sun et al. 2019, BERT4Rec, as PROTOCOLS.md §2 states them): every rating is an
+interaction; items with fewer than ``min_item_count`` (5) interactions are dropped, then users
+with fewer than ``min_user_count`` (5), each filter once (not iterated to a fixed point). Each
+user's items are ordered by timestamp, ties kept in file order (stable). Raw ids are kept
+verbatim; item indices 1..N and the user lines follow the id order of ``table.py`` (numeric for
+plain integers such as MovieIDs, so ML-1M is in ascending MovieID / UserID order; lexicographic
+otherwise). Per user: train = all but the last two items, valid = all but the last (its target
+is the second-to-last item), test = the whole sequence (its target is the last item), so the
+test target never enters training.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import BadInputError
 from ..formats import Sequences, input_record, save_processed, write_vocab
+from .table import Interactions, encode_ids
 
 FIELDS = ("UserID", "MovieID", "Rating", "Timestamp")
 
 
 @dataclass(frozen=True)
-class Ml1mParams:
+class LeaveOneOutParams:
     min_item_count: int = 5  # items with fewer interactions are dropped first
-    min_user_count: int = 5  # then users with fewer interactions
+    min_user_count: int = 5  # then users with fewer interactions (at least 3: train, valid and test targets)
+
+
+Ml1mParams = LeaveOneOutParams  # the ML-1M defaults are the protocol's
 
 
 @dataclass
@@ -40,14 +55,25 @@ class Ml1mResult:
     dropped_users: int
 
 
+@dataclass
+class LooSequences:
+    """What the leave-one-out filters keep, ordered; ready to split."""
+
+    vocab: list[str]  # raw item ids; element i-1 is item index i
+    users: list[str]  # raw user id of each line
+    full: Sequences  # each user's whole time-ordered sequence of item indices
+    counts: dict[str, int]  # raw_interactions, raw_users, raw_items, dropped_items, dropped_users
+    steps: list[dict[str, Any]] = field(default_factory=list)  # interactions/users/items left after each rule
+
+
 _INT = re.compile(r"[0-9]{1,18}")  # a non-negative int64 written plainly (no sign, point or exponent)
 
 
-def read_ratings(path: Path) -> pd.DataFrame:
+def read_ratings(path: Path) -> Interactions:
     """Parse ``UserID::MovieID::Rating::Timestamp`` lines (Latin-1, CRLF and BOM tolerated).
 
-    Every field must be a plain non-negative integer. Returns columns user, item, ts and the
-    original line order in ``line`` (for stable ties).
+    Every field must be plain digits. UserID and MovieID are kept as written (``0042`` and ``42``
+    are two movies); the Timestamp is read as an integer. Rows stay in file order.
     """
     raw = Path(path).read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
@@ -73,14 +99,9 @@ def read_ratings(path: Path) -> pd.DataFrame:
     if df is None or not _all_plain_ints(df):
         _raise_first_bad_line(path, text)
     assert df is not None
-    return pd.DataFrame(
-        {
-            "user": df["UserID"].astype(np.int64).to_numpy(),
-            "item": df["MovieID"].astype(np.int64).to_numpy(),
-            "ts": df["Timestamp"].astype(np.int64).to_numpy(),
-            "line": np.arange(len(df), dtype=np.int64),
-        }
-    )
+    user, users = encode_ids(df["UserID"])
+    item, items = encode_ids(df["MovieID"])
+    return Interactions(user, item, df["Timestamp"].astype(np.int64).to_numpy(), users, items)
 
 
 def _all_plain_ints(df: pd.DataFrame) -> bool:
@@ -101,35 +122,62 @@ def _raise_first_bad_line(path: Path, text: str) -> None:
     raise BadInputError(path, "could not parse the file")  # pragma: no cover - the scan above finds it
 
 
+def _step(rule: str, table: Interactions) -> dict[str, Any]:
+    return {"rule": rule, **table.counts()}
+
+
 def build_sequences(
-    df: pd.DataFrame, params: Ml1mParams
-) -> tuple[list[str], list[str], Sequences, dict[str, int]]:
-    """Filter and order: returns raw item ids (vocab order), raw user ids, full sequences, counts."""
-    item_counts = df["item"].value_counts()
-    keep_items = item_counts.index[item_counts >= params.min_item_count]
-    kept = df[df["item"].isin(keep_items)]
-    user_counts = kept["user"].value_counts()
-    keep_users = user_counts.index[user_counts >= params.min_user_count]
-    kept = kept[kept["user"].isin(keep_users)]
+    table: Interactions, params: LeaveOneOutParams, log: Callable[[dict[str, Any]], None] | None = None
+) -> LooSequences:
+    """Filter (items, then users, once each) and order (user id, then time, then file order).
 
-    # order: user ascending, then timestamp, then original line (stable ties)
-    order = np.lexsort((kept["line"].to_numpy(), kept["ts"].to_numpy(), kept["user"].to_numpy()))
-    users_col = kept["user"].to_numpy()[order]
-    items_col = kept["item"].to_numpy()[order]
+    ``log`` is called with each rule's record (``rule``, ``interactions``, ``users``, ``items``
+    left) as it is applied.
+    """
+    steps = [_step("read", table)]
+    report = log or (lambda _: None)
+    report(steps[-1])
+    keep = (np.bincount(table.item, minlength=len(table.items)) >= params.min_item_count)[table.item]
+    steps.append(_step(f"items with at least {params.min_item_count} interactions", table.take(keep)))
+    report(steps[-1])
+    user_counts = np.bincount(table.user[keep], minlength=len(table.users))
+    keep &= (user_counts >= params.min_user_count)[table.user]
+    steps.append(_step(f"users with at least {params.min_user_count} interactions", table.take(keep)))
+    report(steps[-1])
 
-    vocab_ids = np.unique(items_col)  # ascending MovieID -> index 1..N
-    item_index = np.searchsorted(vocab_ids, items_col) + 1
-    user_ids, starts = np.unique(users_col, return_index=True)
+    # order: user, then timestamp, then original line (stable ties)
+    line = np.flatnonzero(keep)
+    users_col, items_col, time_col = table.user[line], table.item[line], table.time[line]
+    order = np.lexsort((line, time_col, users_col))
+    users_col, items_col = users_col[order], items_col[order]
+
+    vocab_codes = np.unique(items_col)  # id order -> index 1..N
+    item_index = np.searchsorted(vocab_codes, items_col) + 1
+    user_codes, starts = np.unique(users_col, return_index=True)
     offsets = np.append(starts, len(users_col)).astype(np.int64)
-    seqs = Sequences(item_index, offsets)
+    read = steps[0]
     counts = {
-        "raw_interactions": int(len(df)),
-        "raw_users": int(df["user"].nunique()),
-        "raw_items": int(df["item"].nunique()),
-        "dropped_items": int(df["item"].nunique() - len(vocab_ids)),
-        "dropped_users": int(df["user"].nunique() - len(user_ids)),
+        "raw_interactions": read["interactions"],
+        "raw_users": read["users"],
+        "raw_items": read["items"],
+        "dropped_items": read["items"] - len(vocab_codes),
+        "dropped_users": read["users"] - len(user_codes),
     }
-    return [str(v) for v in vocab_ids], [str(u) for u in user_ids], seqs, counts
+    return LooSequences(
+        table.items.take(vocab_codes), table.users.take(user_codes), Sequences(item_index, offsets), counts, steps
+    )
+
+
+def check_not_empty(loo: LooSequences, source: Path | str) -> None:
+    """Refuse a result that leave-one-out cannot split, naming the rule that emptied it."""
+    for step in loo.steps[1:]:
+        if step["interactions"] == 0:
+            option = "--min-item-count" if step["rule"].startswith("items") else "--min-user-count"
+            raise BadInputError(
+                source, f"nothing is left after the rule '{step['rule']}' (items first, then users; lower {option})"
+            )
+    if (loo.full.lengths < 3).any():
+        raise BadInputError(source, "leave-one-out needs at least 3 interactions per user; raise --min-user-count")
 
 
 def leave_one_out(full: Sequences) -> dict[str, Sequences]:
@@ -151,39 +199,58 @@ def leave_one_out(full: Sequences) -> dict[str, Sequences]:
     return {"train": cut(2), "valid": cut(1), "test": full}
 
 
-def preprocess_ml1m(
-    ratings: Path,
+def save_leave_one_out(
+    loo: LooSequences,
     out_dir: Path,
     vocab_file: Path,
-    params: Ml1mParams = Ml1mParams(),
-    name: str = "ml-1m",
-) -> Ml1mResult:
-    df = read_ratings(ratings)
-    vocab, users, full, counts = build_sequences(df, params)
-    if len(users) == 0:
-        raise BadInputError(ratings, "no user is left after the 5-core filter")
-    if (full.lengths < 3).any():
-        raise BadInputError(ratings, "leave-one-out needs at least 3 interactions per user; raise --min-user-count")
-    splits = leave_one_out(full)
-    write_vocab(vocab_file, vocab)
-    result = Ml1mResult(
-        users=len(users),
-        items=len(vocab),
-        interactions=full.n_events,
-        mean_length=round(float(full.lengths.mean()), 2),
-        raw_lines=counts["raw_interactions"],
-        dropped_items=counts["dropped_items"],
-        dropped_users=counts["dropped_users"],
-    )
+    *,
+    name: str,
+    inputs: list[dict[str, Any]],
+    params: dict[str, Any],
+    counts: dict[str, Any],
+) -> None:
+    """Split (train / valid / test) and write the vocabulary and the processed folder (users.txt included)."""
+    splits = leave_one_out(loo.full)
+    write_vocab(vocab_file, loo.vocab)
     save_processed(
         out_dir,
         dataset=name,
         eval_target="last",
         vocab_file=vocab_file,
         splits=splits,
-        users=users,
+        users=loo.users,
+        inputs=inputs,
+        params=params,
+        counts=counts,
+    )
+
+
+def preprocess_ml1m(
+    ratings: Path,
+    out_dir: Path,
+    vocab_file: Path,
+    params: LeaveOneOutParams = LeaveOneOutParams(),
+    name: str = "ml-1m",
+) -> Ml1mResult:
+    loo = build_sequences(read_ratings(ratings), params)
+    check_not_empty(loo, ratings)
+    full = loo.full
+    result = Ml1mResult(
+        users=len(loo.users),
+        items=len(loo.vocab),
+        interactions=full.n_events,
+        mean_length=round(float(full.lengths.mean()), 2),
+        raw_lines=loo.counts["raw_interactions"],
+        dropped_items=loo.counts["dropped_items"],
+        dropped_users=loo.counts["dropped_users"],
+    )
+    save_leave_one_out(
+        loo,
+        out_dir,
+        vocab_file,
+        name=name,
         inputs=[input_record(ratings)],
         params={"protocol": "leave-one-out (PROTOCOLS.md §2)", **asdict(params)},
-        counts={**asdict(result), **counts},
+        counts={**asdict(result), **loo.counts},
     )
     return result

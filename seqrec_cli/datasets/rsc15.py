@@ -210,22 +210,55 @@ def _click_problem(line: bytes) -> str:
 
 
 # ---------------------------------------------------------------- the filter (PROTOCOLS.md section 3, steps 2-7)
+@dataclass(frozen=True)
+class SessionSplitParams:
+    """The thresholds of the RSC15 rules; the defaults are the official script's.
+
+    ``seqrec preprocess session-filter`` / ``yoochoose`` use the defaults; ``seqrec preprocess
+    interactions --split session-time`` exposes each one as an option.
+    """
+
+    min_session_length: int = MIN_SESSION_LENGTH  # steps 2 and 4; steps 6-7 clean held-out sessions to it too
+    min_item_support: int = MIN_ITEM_SUPPORT  # step 3
+    test_window_ms: int = SPLIT_WINDOW_MS  # step 5: sessions ending in the final window are test
+    valid_window_ms: int = SPLIT_WINDOW_MS  # step 7: the same inside train_full (0: no train_tr / train_valid)
+
+    def __post_init__(self) -> None:
+        if self.min_session_length < 2:
+            raise ValueError("a session needs at least 2 events to hold a prediction")
+        if self.min_item_support < 1 or self.test_window_ms <= 0 or self.valid_window_ms < 0:
+            raise ValueError(f"invalid session split parameters: {self}")
+
+
 @dataclass
 class FilterResult:
-    splits: dict[str, Events]  # train_full, test, train_tr, train_valid
+    splits: dict[str, Events]  # train_full, test and (with a validation window) train_tr, train_valid
     counts: dict[str, dict[str, int]]  # events, sessions, items of each split
     steps: list[dict[str, Any]] = field(default_factory=list)  # what each rule left
 
 
-def filter_sessions(events: Events, log: Log = _noop) -> FilterResult:
+class EmptyResultError(SeqrecError):
+    """A rule left nothing; the message names the rule."""
+
+
+def _window_text(ms: int) -> str:
+    return f"{ms / 1000:,.0f} s" if ms % 1000 == 0 else f"{ms / 1000:,.3f} s"
+
+
+def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams = SessionSplitParams()) -> FilterResult:
     """Apply the official GRU4Rec RSC15 rules, in order, to click events.
 
-    2. keep sessions with more than 1 event; 3. keep items with at least 5 events; 4. keep sessions
-    with at least 2 events (one pass); 5. sessions whose last event is at or after tmax - 86,400 s
-    are ``test``, the rest ``train_full``; 6. drop test events whose item is not in train_full,
-    then test sessions left with fewer than 2 events; 7. split train_full the same way (with its
-    own tmax) into ``train_tr`` and ``train_valid``. Every split comes out sorted by session id,
-    then time (ties in input order).
+    Source: GRU4Rec ``examples/rsc15/preprocess.py`` (Hidasi et al.), PROTOCOLS.md section 3; the
+    numbers are ``params`` (defaults: the script's). 2. keep sessions with more than 1 event
+    (``min_session_length``); 3. keep items with at least 5 events (``min_item_support``); 4. keep
+    sessions with at least 2 events (one pass); 5. sessions whose last event is at or after
+    tmax - 86,400 s (``test_window_ms``) are ``test``, the rest ``train_full``; 6. drop test events
+    whose item is not in train_full, then test sessions left with fewer than 2 events; 7. split
+    train_full the same way (with its own tmax, ``valid_window_ms``; skipped when 0) into
+    ``train_tr`` and ``train_valid``. Every split comes out sorted by session id, then time (ties
+    in input order). A rule of steps 2-4 that leaves no event, or a split that leaves train_full
+    (train_tr) empty, raises :class:`EmptyResultError` naming it; an empty held-out split is the
+    caller's to judge (``steps`` says what each rule dropped).
     """
     ev = events.sorted()
     lengths = _run_lengths(ev.session_starts(), len(ev))
@@ -234,6 +267,7 @@ def filter_sessions(events: Events, log: Log = _noop) -> FilterResult:
     codes, uniques = pd.factorize(ev.item)  # item number of each event
     n_items = len(uniques)
     steps: list[dict[str, Any]] = []
+    min_len = params.min_session_length
 
     def record(rule: str, keep: np.ndarray) -> None:
         c = {
@@ -243,44 +277,50 @@ def filter_sessions(events: Events, log: Log = _noop) -> FilterResult:
         }
         steps.append({"rule": rule, **c})
         log(f"{rule}: {c['events']} events, {c['sessions']} sessions, {c['items']} items")
+        if c["events"] == 0:
+            raise EmptyResultError(f"no events left after {rule}")
 
     keep = np.ones(len(ev), dtype=bool)
     record("read", keep)
-    keep = np.repeat(lengths >= MIN_SESSION_LENGTH, lengths)
-    record("step 2: sessions with more than 1 event", keep)
-    keep &= (np.bincount(codes[keep], minlength=n_items) >= MIN_ITEM_SUPPORT)[codes]
-    record(f"step 3: items with at least {MIN_ITEM_SUPPORT} events", keep)
-    keep &= (np.bincount(run[keep], minlength=n_sessions) >= MIN_SESSION_LENGTH)[run]
-    record(f"step 4: sessions with at least {MIN_SESSION_LENGTH} events", keep)
+    keep = np.repeat(lengths >= min_len, lengths)
+    record(f"step 2: sessions with more than {min_len - 1} event{'s' if min_len > 2 else ''}", keep)
+    keep &= (np.bincount(codes[keep], minlength=n_items) >= params.min_item_support)[codes]
+    record(f"step 3: items with at least {params.min_item_support} events", keep)
+    keep &= (np.bincount(run[keep], minlength=n_sessions) >= min_len)[run]
+    record(f"step 4: sessions with at least {min_len} events", keep)
     del run
     ev, codes = ev.take(keep), codes[keep]
     del keep
-    if len(ev) == 0:
-        raise SeqrecError("no events left after the session and item filters: input too small")
 
-    train_full, train_codes, test, test_codes, info = _time_split(ev, codes, n_items)
+    window = _window_text(params.test_window_ms)
+    train_full, train_codes, test, test_codes, info = _time_split(ev, codes, n_items, params.test_window_ms, min_len)
     del ev, codes
-    steps.append({"rule": "steps 5-6: test = sessions ending in the last 86,400 s", **info})
+    rule = f"steps 5-6: test = sessions ending in the last {window}"
+    steps.append({"rule": rule, **info})
     log(
         f"steps 5-6: tmax {info['tmax']:.3f}, boundary {info['boundary']:.3f}; "
         f"test: {info['unknown_events_dropped']} events with items not in train_full dropped, "
-        f"then {info['short_sessions_dropped']} sessions under {MIN_TEST_SESSION_LENGTH} events"
+        f"then {info['short_sessions_dropped']} sessions under {min_len} events"
     )
     if len(train_full) == 0:
-        raise SeqrecError("every session ends in the final day: nothing left for train_full")
-    train_tr, tr_codes, valid, valid_codes, info = _time_split(train_full, train_codes, n_items)
-    steps.append({"rule": "step 7: train_valid = train_full sessions ending in its last 86,400 s", **info})
-    log(
-        f"step 7: tmax {info['tmax']:.3f}, boundary {info['boundary']:.3f}; "
-        f"train_valid: {info['unknown_events_dropped']} events with items not in train_tr dropped, "
-        f"then {info['short_sessions_dropped']} sessions under {MIN_TEST_SESSION_LENGTH} events"
-    )
-    splits = {
-        "train_full": (train_full, train_codes),
-        "test": (test, test_codes),
-        "train_tr": (train_tr, tr_codes),
-        "train_valid": (valid, valid_codes),
-    }
+        raise EmptyResultError(f"every session ends in the final {window}: nothing left for train_full")
+    splits = {"train_full": (train_full, train_codes), "test": (test, test_codes)}
+    if params.valid_window_ms > 0:
+        window = _window_text(params.valid_window_ms)
+        train_tr, tr_codes, valid, valid_codes, info = _time_split(
+            train_full, train_codes, n_items, params.valid_window_ms, min_len
+        )
+        rule = f"step 7: train_valid = train_full sessions ending in its last {window}"
+        steps.append({"rule": rule, **info})
+        log(
+            f"step 7: tmax {info['tmax']:.3f}, boundary {info['boundary']:.3f}; "
+            f"train_valid: {info['unknown_events_dropped']} events with items not in train_tr dropped, "
+            f"then {info['short_sessions_dropped']} sessions under {min_len} events"
+        )
+        if len(train_tr) == 0:
+            raise EmptyResultError(f"every train_full session ends in its final {window}: nothing left for train_tr")
+        splits["train_tr"] = (train_tr, tr_codes)
+        splits["train_valid"] = (valid, valid_codes)
     counts = {
         name: {"events": len(e), "sessions": len(e.session_starts()), "items": _n_distinct(c)}
         for name, (e, c) in splits.items()
@@ -289,9 +329,13 @@ def filter_sessions(events: Events, log: Log = _noop) -> FilterResult:
 
 
 def _time_split(
-    ev: Events, codes: np.ndarray, n_items: int
+    ev: Events,
+    codes: np.ndarray,
+    n_items: int,
+    window_ms: int = SPLIT_WINDOW_MS,
+    min_length: int = MIN_TEST_SESSION_LENGTH,
 ) -> tuple[Events, np.ndarray, Events, np.ndarray, dict[str, Any]]:
-    """Hold out the sessions whose last event is in the final day; clean the held-out part.
+    """Hold out the sessions whose last event is in the final window; clean the held-out part.
 
     Returns (kept events, their item codes, held-out events, their item codes, counts).
     """
@@ -299,7 +343,7 @@ def _time_split(
     lengths = _run_lengths(starts, len(ev))
     last_time = ev.time[starts + lengths - 1]  # sorted by time within a session: the maximum
     tmax = int(ev.time.max())
-    boundary = tmax - SPLIT_WINDOW_MS
+    boundary = tmax - window_ms
     held_session = last_time >= boundary
     held = np.repeat(held_session, lengths)
     train, train_codes = ev.take(~held), codes[~held]
@@ -310,7 +354,7 @@ def _time_split(
     known = in_train[test_codes]
     test, test_codes = test.take(known), test_codes[known]
     t_lengths = _run_lengths(test.session_starts(), len(test))
-    long_enough = np.repeat(t_lengths >= MIN_TEST_SESSION_LENGTH, t_lengths)
+    long_enough = np.repeat(t_lengths >= min_length, t_lengths)
     test, test_codes = test.take(long_enough), test_codes[long_enough]
     n_held = int(np.count_nonzero(held_session))
     info = {
@@ -318,8 +362,8 @@ def _time_split(
         "boundary": boundary / 1000,
         "sessions_held_out": n_held,
         "unknown_events_dropped": int(np.count_nonzero(~known)),
-        # sessions left with fewer than 2 events (including those that lost every event)
-        "short_sessions_dropped": n_held - int(np.count_nonzero(t_lengths >= MIN_TEST_SESSION_LENGTH)),
+        # sessions left with fewer than min_length events (including those that lost every event)
+        "short_sessions_dropped": n_held - int(np.count_nonzero(t_lengths >= min_length)),
     }
     return train, train_codes, test, test_codes, info
 

@@ -45,6 +45,28 @@ SOURCES: dict[str, Source] = {
         description="MovieLens 1M: 1,000,209 ratings of 3,706 movies by 6,040 users (5.9 MB zip)",
         next_step="seqrec preprocess ml-1m",
     ),
+    "ml-100k": Source(
+        name="ml-100k",
+        url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+        archive="ml-100k.zip",
+        md5="0e33842e24a9c977be4e0107933c0723",  # GroupLens' published MD5 (ml-100k.zip.md5)
+        sha256=None,
+        kind="zip",
+        member="ml-100k/u.data",
+        description="MovieLens 100K: 100,000 ratings of 1,682 movies by 943 users (4.9 MB zip)",
+        next_step="seqrec preprocess ml-100k",
+    ),
+    "ml-20m": Source(
+        name="ml-20m",
+        url="https://files.grouplens.org/datasets/movielens/ml-20m.zip",
+        archive="ml-20m.zip",
+        md5="cd245b17a1ae2cc31bb14903e1204af3",  # GroupLens' published MD5 (ml-20m.zip.md5)
+        sha256=None,
+        kind="zip",
+        member="ml-20m/ratings.csv",
+        description="MovieLens 20M: 20,000,263 ratings of 26,744 movies by 138,493 users (190 MB zip)",
+        next_step="seqrec preprocess ml-20m",
+    ),
     "yoochoose": Source(
         name="yoochoose",
         url="https://s3-eu-west-1.amazonaws.com/yc-rdata/yoochoose-data.7z",
