@@ -14,6 +14,8 @@ The training loop calls :func:`update_run_curves` after every epoch to keep
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,7 +126,8 @@ def read_history(folder: Path | str) -> RunHistory:
     if not epochs and not steps:
         raise SeqrecError(f"{path}: no training record yet (the first is written after --log-every steps)")
 
-    run = read_run(folder) or {}
+    record = read_run(folder)
+    run: dict[str, Any] = dataclasses.asdict(record) if record is not None else {}
     last = list_epochs(folder)
     config: dict[str, Any] = {}
     if last:

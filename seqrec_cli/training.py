@@ -47,6 +47,8 @@ class RunOptions:
     log_every: int = 200  # steps between plain log lines / metrics.jsonl step records
     eval_batch_size: int = 256  # predictions scored at once in validation
     stage: str = "train"
+    tensorboard: Path | None = None  # TensorBoard event folder (None = no TensorBoard)
+    curves: bool = True  # redraw <model_dir>/curves.png after every epoch
 
 
 def pick_device(use_cuda: bool) -> torch.device:
@@ -117,12 +119,23 @@ class Trainer:
         self.dtype = precision_dtype(train_config.precision, self.device, model)
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
         self.valid_key = metric_key(entry.valid_metric, data.manifest.eval_target)
+        self.valid_protocol = "full+filter-seen" if train_config.valid_filter_seen else "full"
         self.metrics_path = Path(run.model_dir) / formats.METRICS_FILE
+        self.sink: Any = None  # TensorBoardSink while fit() runs with --tensorboard
+        self.epoch_callbacks: list[Any] = []  # f(epoch, stats, best) after each saved epoch (seqrec tune)
 
     # ------------------------------------------------------------------ bookkeeping
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
+        if self.sink is not None:
+            self.sink.write(record)
+
+    def _draw(self) -> None:
+        if self.run.curves:
+            from .plots import update_run_curves
+
+            update_run_curves(self.run.model_dir)
 
     def _truncate_log(self, last_epoch: int) -> None:
         """On resume: keep only what the checkpoint we resume from had seen."""
@@ -194,8 +207,22 @@ class Trainer:
         if start_epoch:
             global_step, best = self._restore(start_epoch, record, optimizer, scheduler, planned_steps)
             self._truncate_log(start_epoch)
+            self._draw()
         elif self.metrics_path.exists():
             self.metrics_path.unlink()
+        if run.tensorboard is not None:
+            from .tensorboard import TensorBoardSink
+
+            self.sink = TensorBoardSink(run.tensorboard, start_step=global_step)
+        try:
+            return self._epochs(start_epoch, global_step, best, record, optimizer, scheduler, steps_per_epoch, planned_steps)
+        finally:
+            if self.sink is not None:
+                self.sink.close()
+                self.sink = None
+
+    def _epochs(self, start_epoch, global_step, best, record, optimizer, scheduler, steps_per_epoch, planned_steps):
+        model, tc, run = self.model, self.tc, self.run
 
         for line in model.summary(tc):
             note(line)
@@ -217,6 +244,7 @@ class Trainer:
             due = epoch % tc.valid_every == 0 or epoch == tc.epochs
             valid = self.validate() if due else None
             stats["valid"] = valid
+            stats["valid_protocol"] = self.valid_protocol if valid is not None else None
             stats["valid_seconds"] = round(time.perf_counter() - t1, 2) if valid is not None else None
             improved = False
             if valid is not None:
@@ -230,6 +258,11 @@ class Trainer:
                 record = replace(record, best=best)
                 ckpt.write_run(run.model_dir, record)
             history.append({"epoch": epoch, **stats})
+            if self.sink is not None:
+                self.sink.flush()
+            self._draw()
+            for callback in self.epoch_callbacks:
+                callback(epoch, stats, best)
             line = (
                 f"epoch {epoch}: loss {stats['train_loss']:.4f}, {stats['steps']:,} steps, {stats['seconds']:.1f}s "
                 f"({stats['targets_per_s']:,.0f} targets/s)"

@@ -101,6 +101,29 @@ def _run_parameters(entry: ModelEntry, model_dir: Path) -> list[inspect.Paramete
             ],
             None,
         ),  # fmt: skip
+        (
+            "tensorboard",
+            Annotated[
+                bool,
+                typer.Option(
+                    "--tensorboard", help="Also log loss, learning rate, throughput and validation figures as "
+                    "TensorBoard event files (<model-dir>/tensorboard/; needs pip install 'seqrec[tensorboard]').",
+                    rich_help_panel=RUN,
+                ),
+            ],
+            False,
+        ),  # fmt: skip
+        (
+            "tensorboard_dir",
+            Annotated[
+                Optional[Path],
+                typer.Option(
+                    "--tensorboard-dir", help="Folder of the TensorBoard event files (implies --tensorboard).",
+                    show_default="<model-dir>/tensorboard", rich_help_panel=RUN,
+                ),
+            ],
+            None,
+        ),  # fmt: skip
         ("use_cuda", UseCuda, False),
         ("resume", Resume, False),
         ("overwrite", Overwrite, False),
@@ -146,6 +169,7 @@ def make_command(entry: ModelEntry, stage: str = "train"):
         run = RunOptions(
             model_dir=kwargs["model_dir"], resume=kwargs["resume"], overwrite=kwargs["overwrite"],
             log_every=kwargs["log_every"], eval_batch_size=kwargs["eval_batch_size"], stage=stage,
+            tensorboard=_tensorboard_dir(kwargs),
         )  # fmt: skip
         device = pick_device(kwargs["use_cuda"])
         data, folder = load_training_data(entry.default_data, kwargs["train_dir"])
@@ -161,6 +185,18 @@ def make_command(entry: ModelEntry, stage: str = "train"):
     command.__doc__ = spec.help if spec else entry.help
     command.__name__ = f"{stage}_{entry.name}"
     return with_signature(command, signature)
+
+
+def _tensorboard_dir(kwargs: dict[str, Any]) -> Path | None:
+    """--tensorboard-dir, or <model-dir>/tensorboard with --tensorboard, else None; a missing
+    tensorboard package is one error before any data is read."""
+    if kwargs["tensorboard_dir"] is None and not kwargs["tensorboard"]:
+        return None
+    from ..tensorboard import EXTRA, FEATURE, default_log_dir
+    from ..extras import require
+
+    require("tensorboard", EXTRA, FEATURE)
+    return kwargs["tensorboard_dir"] or default_log_dir(kwargs["model_dir"])
 
 
 def resolve_values(
