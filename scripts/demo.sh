@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole seqrec pipeline on the bundled sample, offline, in a couple of minutes on a laptop CPU:
 # preprocess (the real ML-1M pipeline on a synthetic ratings.dat) -> GRU4Rec -> BERT4Rec (pretrain +
-# fine-tune) -> infer / evaluate (labelled protocols) -> recommend -> the training curves
+# fine-tune) -> SASRec -> infer / evaluate (labelled protocols) -> recommend -> the training curves
 # (demo_output/curves.png). Outputs go to demo_output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,10 @@ seqrec pretrain bert4rec --train-dir "$OUT/data" --model-dir "$OUT/bert4rec_pret
 seqrec train bert4rec --train-dir "$OUT/data" --model-dir "$OUT/bert4rec" --init-from "$OUT/bert4rec_pretrain/epoch_5" --epochs 30 --lr 3e-3 --batch-size 64 --valid-every 3
 seqrec infer --model-dir "$OUT/bert4rec" --start-index 28 --last-index 30
 
+step "train SASRec (causal self-attention, cross-entropy over all items at every position)"
+seqrec train sasrec --train-dir "$OUT/data" --model-dir "$OUT/sasrec" --epochs 8 --max-len 50 --batch-size 64 --lr 3e-3 --valid-every 2
+seqrec evaluate --model-dir "$OUT/sasrec" --filter-seen --cutoffs 10
+
 step "evaluate the best BERT4Rec epoch: full ranking, then the papers' sampled protocol"
 seqrec evaluate --model-dir "$OUT/bert4rec"
 seqrec evaluate --model-dir "$OUT/bert4rec" --negatives 100 --sampling popularity
@@ -29,5 +33,5 @@ step "recommend: top-10 raw item ids per user"
 seqrec recommend --model-dir "$OUT/bert4rec" --top-k 10 --output "$OUT/recommendations.tsv"
 head -4 "$OUT/recommendations.tsv"
 
-step "the training curves of both runs (loss per epoch and per logged steps, validation NDCG@10)"
-seqrec plot "$OUT/gru4rec" "$OUT/bert4rec" --output "$OUT/curves.png"
+step "the training curves of the runs (loss per epoch and per logged steps, validation NDCG@10)"
+seqrec plot "$OUT/gru4rec" "$OUT/bert4rec" "$OUT/sasrec" --output "$OUT/curves.png"

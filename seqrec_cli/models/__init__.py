@@ -10,9 +10,10 @@ from __future__ import annotations
 from ..errors import MismatchError
 from .bert4rec_config import ENTRY as BERT4REC
 from .gru4rec_config import ENTRY as GRU4REC
+from .sasrec_config import ENTRY as SASREC
 from .spec import ModelEntry
 
-REGISTRY: dict[str, ModelEntry] = {e.name: e for e in (GRU4REC, BERT4REC)}
+REGISTRY: dict[str, ModelEntry] = {e.name: e for e in (GRU4REC, BERT4REC, SASREC)}
 
 
 def entry_for(name: str, where: object = "checkpoint") -> ModelEntry:

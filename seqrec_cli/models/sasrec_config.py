@@ -1,0 +1,113 @@
+"""SASRec's settings and its registry entry (torch-free; the model is in ``sasrec.py``).
+
+Sources: Kang & McAuley 2018, "Self-attentive sequential recommendation" (ICDM; causal
+self-attention blocks §III-B/C, learned positions, shared item embedding §III-E, binary
+cross-entropy with one sampled negative per position §III-F); Klenitskiy & Vasilev 2023,
+"Turning dross into gold loss: is BERT4Rec really better than SASRec?" (RecSys; "SASRec+": the
+same model trained with cross-entropy over all items at every position, ML-1M settings hidden 64,
+2 blocks, 1 head, dropout 0.1, max length 200, Adam lr 1e-3, batch 128; sampled cross-entropy
+with 3,000 negatives for large catalogues). Defaults that differ were measured on ML-1M
+(docs/benchmarks.md) and say so in their help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .. import formats
+from ..errors import SeqrecError
+from ..hparams import hp
+from .spec import MODEL, TRAINING, ModelEntry, TrainConfig
+
+
+@dataclass
+class SASRecConfig:
+    n_items: int  # items 1..n_items; 0 = padding
+    hidden_size: int = hp(64, "Embedding and block width (SASRec+, ML-1M: 64).", min=1, max=1 << 14, panel=MODEL)
+    num_layers: int = hp(2, "Self-attention blocks (SASRec: 2).", min=1, max=64, flag="--layers", panel=MODEL)
+    num_heads: int = hp(1, "Attention heads (SASRec: 1); must divide the hidden size.", min=1, max=256, flag="--heads", panel=MODEL)
+    intermediate_size: int = hp(
+        64, "Width of the point-wise feed-forward layer (SASRec: the hidden size).", min=1, max=1 << 16, panel=MODEL
+    )
+    hidden_dropout: float = hp(
+        0.1, "Dropout on embeddings and block outputs (SASRec+, ML-1M: 0.1).", min=0.0, max=1.0, max_open=True,
+        flag="--dropout", panel=MODEL,
+    )  # fmt: skip
+    attention_dropout: float = hp(
+        0.0, "Dropout on the attention weights (0 lets the fused causal attention kernel run).",
+        min=0.0, max=1.0, max_open=True, panel=MODEL,
+    )  # fmt: skip
+    max_len: int = hp(200, "Longest input in items (ML-1M: 200); longer histories keep their most recent items.", min=1, max=1 << 16, panel=MODEL)
+    initializer_range: float = hp(
+        0.02, "Std of the normal weight initialisation.", min=0.0, min_open=True, max=10.0, flag="--init-range", panel=MODEL
+    )
+    loss: Literal["ce", "sampled-ce", "bce"] = hp(
+        "ce", "ce (softmax over every item at every position: SASRec+) | sampled-ce (softmax over the target and "
+        "--n-negatives shared uniform negatives, for large catalogues) | bce (the original: one uniform negative per "
+        "position).", arch=False, panel=MODEL,
+    )  # fmt: skip
+
+    def validate(self, where: str) -> None:
+        if self.hidden_size % self.num_heads:
+            raise SeqrecError(
+                f"{where}: hidden size {self.hidden_size} is not a multiple of the number of attention heads {self.num_heads}"
+            )
+
+
+@dataclass
+class SASRecTrainConfig(TrainConfig):
+    epochs: int = hp(60, "Passes over the training windows.", min=1, max=100_000, panel=TRAINING)
+    batch_size: int = hp(128, "Training windows per step (SASRec+: 128).", min=1, max=1 << 20, panel=TRAINING)
+    lr: float = hp(1e-3, "Peak learning rate of AdamW (SASRec+: Adam, 1e-3).", min=0.0, min_open=True, panel=TRAINING)
+    weight_decay: float = hp(0.0, "AdamW weight decay (not on biases and LayerNorm).", min=0.0, panel=TRAINING)
+    warmup_steps: int = hp(0, "Linear warm-up steps.", min=0, panel=TRAINING)
+    schedule: Literal["constant", "linear"] = hp(
+        "constant", "Learning rate after warm-up: constant (SASRec+) | linear (decays to 0 at the last epoch).", panel=TRAINING
+    )
+    max_grad_norm: float = hp(0.0, "Gradient clipping norm (0 = off).", min=0.0, panel=TRAINING)
+    n_negatives: int = hp(
+        3000, "--loss sampled-ce: uniform negatives per step, shared by the batch (SASRec+ 3000).", min=1, max=1 << 24,
+        panel=TRAINING,
+    )  # fmt: skip
+    max_windows: int = hp(
+        0, "Train on only the N most recent windows of each sequence (0 = all; 1 = each user's last max-length "
+        "items, as SASRec+ does).", min=0, panel=TRAINING,
+    )  # fmt: skip
+
+
+def _model():
+    from .sasrec import SASRec
+
+    return SASRec
+
+
+def _train_batcher():
+    from ..data.sasrec import CausalWindowBatcher
+
+    return CausalWindowBatcher
+
+
+def _score_batches(seqs, mode, batch_size, config):
+    from ..data.history import history_batches
+
+    # the last max_len items before the target, right-padded: the causal model reads left to right
+    return history_batches(seqs, mode, batch_size, config.max_len, side="right")
+
+
+ENTRY = ModelEntry(
+    name="sasrec",
+    title="SASRec",
+    help="Train SASRec (default data: data/ml-1m, preprocessed from the download if needed): causal "
+    "self-attention over each user's items, trained to predict the next item at every position with a "
+    "cross-entropy over all items (SASRec+). Each epoch is saved to <model-dir>/epoch_N; evaluate with "
+    "seqrec evaluate or seqrec infer.",
+    config=SASRecConfig,
+    train_config=SASRecTrainConfig,
+    load_model=_model,
+    load_train_batcher=_train_batcher,
+    score_batches=_score_batches,
+    headline=("hr@10", "ndcg@10"),
+    valid_metric="ndcg@10",
+    default_data=formats.ML1M,
+)
