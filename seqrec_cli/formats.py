@@ -20,7 +20,6 @@ The vocabulary ``vocab/<name>.txt`` holds one raw item id per line: line i is it
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ import numpy as np
 from . import __version__
 from .errors import BadInputError, MismatchError, MissingInputError, SeqrecError
 from .fileio import atomic_path, sha256_file, write_json
+from .textio import read_json, read_lines, read_text
 
 FORMAT_VERSION = 1
 
@@ -156,16 +156,12 @@ _TOO_LONG = re.compile(r"[0-9]{19,}")
 def read_sequences(path: Path | str, n_items: int | None = None) -> Sequences:
     """Read a processed sequence file, checking every token; errors name the file and line.
 
-    CRLF, lone-CR line ends and a UTF-8 BOM are accepted; anything but plain non-negative
-    integers (signs, exponents, letters, numbers beyond int64) is an error at its line.
+    Read with the text reader (:mod:`seqrec_cli.textio`: UTF-8, BOM, LF/CRLF/lone-CR line ends,
+    trailing blank lines ignored); anything but plain non-negative integers (signs, exponents,
+    letters, numbers beyond int64) and a blank line before the last are errors at their line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(path, make_hint(path.parent), what="sequence file")
-    raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").decode("ascii", errors="replace")
+    text = read_text(path, what="sequence file", make_with=make_hint(path.parent))
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -214,9 +210,7 @@ def write_sequences(path: Path | str, seqs: Sequences | list[list[int]]) -> None
 def read_vocab(path: Path | str) -> list[str]:
     """Raw item ids; element i-1 is the raw id of item index i."""
     path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(path, what="vocabulary")
-    tokens = path.read_text(encoding="utf-8-sig").splitlines()
+    tokens = read_lines(path, what="vocabulary", blank=None)
     for no, tok in enumerate(tokens, start=1):
         if not tok.strip() or tok.strip() != tok:
             raise BadInputError(path, "blank line or surrounding whitespace in the vocabulary", line=no)
@@ -247,10 +241,9 @@ def read_manifest(folder: Path | str, make_with: str | None = None) -> dict[str,
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise MissingInputError(path, make_with or make_hint(folder), what="manifest")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
+    data = read_json(path, what="manifest")
+    if not isinstance(data, dict):
+        raise BadInputError(path, "not a seqrec manifest (expected a JSON object)")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise MismatchError(
@@ -443,7 +436,7 @@ def load_processed(folder: Path | str, verify: bool = True) -> ProcessedData:
         upath = folder / USERS_FILE
         if not upath.is_file():
             raise MissingInputError(upath, make_hint(folder), what="users file")
-        users = upath.read_text(encoding="utf-8").splitlines()
+        users = read_lines(upath, what="users file", blank="empty line (every line must hold a user id)")
     if "train" not in splits:
         raise SeqrecError(f"{folder}: the manifest lists no train split")
     check_no_leakage(splits, manifest.eval_target, folder)

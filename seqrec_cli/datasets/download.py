@@ -20,7 +20,6 @@ Nothing here prints results or exits: it returns a :class:`DownloadResult` and r
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -37,6 +36,7 @@ from ..console import Tracker, note
 from ..errors import BadInputError, ChecksumError, MissingInputError, SeqrecError
 from ..fileio import file_digests, replace_path, write_json
 from ..formats import SOURCE_FILE, now_iso, raw_dir
+from ..textio import read_json
 from .sources import Source, get_source
 
 DEFAULT_RETRIES = 4  # retries after the first attempt (connection errors, timeouts, 5xx)
@@ -419,8 +419,8 @@ def read_source_record(dest: Path) -> dict[str, Any] | None:
     """The SOURCE.json of a raw folder, or None when absent or unreadable."""
     path = Path(dest) / SOURCE_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path, what="download record")
+    except (OSError, SeqrecError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import BadInputError
 from ..formats import Sequences, input_record, save_processed, write_vocab
+from ..textio import read_text
 
 FIELDS = ("UserID", "MovieID", "Rating", "Timestamp")
 
@@ -44,15 +45,13 @@ _INT = re.compile(r"[0-9]{1,18}")  # a non-negative int64 written plainly (no si
 
 
 def read_ratings(path: Path) -> pd.DataFrame:
-    """Parse ``UserID::MovieID::Rating::Timestamp`` lines (Latin-1, CRLF and BOM tolerated).
+    """Parse ``UserID::MovieID::Rating::Timestamp`` lines, read with the text reader as Latin-1
+    (:mod:`seqrec_cli.textio`: BOM, LF/CRLF/lone-CR line ends, trailing blank lines ignored).
 
     Every field must be a plain non-negative integer. Returns columns user, item, ts and the
     original line order in ``line`` (for stable ties).
     """
-    raw = Path(path).read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    text = raw.decode("latin-1").replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    text = read_text(path, encoding="latin-1", what="ratings file").removesuffix("\n")
     if not text.strip():
         raise BadInputError(path, "empty file: no ratings")
     try:
