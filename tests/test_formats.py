@@ -205,7 +205,7 @@ def test_processed_round_trip(tmp_path):
         "vocab/ml-1m.txt",
     ]
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["format_version"] == formats.FORMAT_VERSION
+    assert manifest["format_version"] == formats.MANIFEST_VERSION
     assert manifest["vocab_path"] == "../../vocab/ml-1m.txt"
     assert manifest["vocab_sha256"] == sha256_file(tmp_path / "vocab" / "ml-1m.txt")
     assert manifest["n_items"] == 6
@@ -246,9 +246,9 @@ def test_tampered_vocab_is_refused(tmp_path):
 def test_other_format_version_is_refused(tmp_path):
     folder = _save(tmp_path)
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["format_version"] = formats.FORMAT_VERSION + 1
+    manifest["format_version"] = formats.MANIFEST_VERSION + 1
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(MismatchError, match=f"format version {formats.FORMAT_VERSION + 1}"):
+    with pytest.raises(MismatchError, match=f"format version {formats.MANIFEST_VERSION + 1}"):
         load_processed(folder)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadInputError
-from ..formats import Sequences, input_record, save_processed, write_vocab
+from ..formats import Sequences, check_raw_input, input_record, save_processed
 from ..textio import read_text
 
 FIELDS = ("UserID", "MovieID", "Rating", "Timestamp")
@@ -157,6 +157,13 @@ def preprocess_ml1m(
     params: Ml1mParams = Ml1mParams(),
     name: str = "ml-1m",
 ) -> Ml1mResult:
+    """ratings.dat -> the processed folder ``out_dir`` and ``vocab_file``, written as one unit.
+
+    A ratings file extracted by ``seqrec download`` is first checked against its SOURCE.json.
+    Raises BadInputError (a bad line, too little data), MismatchError (ratings.dat changed since
+    the download), LockedError (another process writes ``out_dir`` or ``vocab_file``), DiskFullError.
+    """
+    check_raw_input(ratings)
     df = read_ratings(ratings)
     vocab, users, full, counts = build_sequences(df, params)
     if len(users) == 0:
@@ -164,7 +171,6 @@ def preprocess_ml1m(
     if (full.lengths < 3).any():
         raise BadInputError(ratings, "leave-one-out needs at least 3 interactions per user; raise --min-user-count")
     splits = leave_one_out(full)
-    write_vocab(vocab_file, vocab)
     result = Ml1mResult(
         users=len(users),
         items=len(vocab),
@@ -184,5 +190,6 @@ def preprocess_ml1m(
         inputs=[input_record(ratings)],
         params={"protocol": "leave-one-out (PROTOCOLS.md §2)", **asdict(params)},
         counts={**asdict(result), **counts},
+        vocab=vocab,  # written with the data folder, as one unit: a failing run leaves the old vocabulary
     )
     return result

@@ -21,6 +21,7 @@ matter, and integer milliseconds make the 86,400 s split boundary exact).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -302,20 +303,27 @@ def _time_split(
 
 
 # ---------------------------------------------------------------- writing text
-def _write_text(dest: Path, chunks: Iterable[str]) -> dict[str, Any]:
-    """Write text atomically (renamed into place when complete); returns path, bytes, sha256."""
+def _write_text(dest: Path, chunks: Iterable[str], staged: Path | None = None) -> dict[str, Any]:
+    """Write text atomically (renamed into place when complete), or into ``staged`` (a temporary
+    path of :func:`seqrec_cli.fileio.staged_files`, put in place by its commit); returns the
+    record of ``dest``: path, bytes, sha256."""
     sha, size = hashlib.sha256(), 0
-    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
-        for text in chunks:
-            data = text.encode("utf-8")
-            sha.update(data)
-            fh.write(data)
-            size += len(data)
+    with contextlib.ExitStack() as stack:
+        target = staged if staged is not None else stack.enter_context(atomic_path(dest))
+        with open(target, "wb") as fh:
+            for text in chunks:
+                data = text.encode("utf-8")
+                sha.update(data)
+                fh.write(data)
+                size += len(data)
     return {"path": str(dest), "bytes": size, "sha256": sha.hexdigest()}
 
 
-def write_events_tsv(path: Path | str, ev: Events, progress: Progress = _noop) -> dict[str, Any]:
-    """Write ``SessionId<TAB>ItemId<TAB>Time`` (Time in seconds with 3 decimals) atomically.
+def write_events_tsv(
+    path: Path | str, ev: Events, progress: Progress = _noop, staged: Path | None = None
+) -> dict[str, Any]:
+    """Write ``SessionId<TAB>ItemId<TAB>Time`` (Time in seconds with 3 decimals) atomically (or
+    into ``staged``, see :func:`_write_text`).
 
     ``%.3f`` of milliseconds / 1000 is exact: the float is within 1e-6 s of the true value.
     """
@@ -328,21 +336,22 @@ def write_events_tsv(path: Path | str, ev: Events, progress: Progress = _noop) -
             yield "".join(map("%d\t%d\t%.3f\n".__mod__, rows))
             progress(z - a)
 
-    return _write_text(Path(path), chunks())
+    return _write_text(Path(path), chunks(), staged)
 
 
 # ---------------------------------------------------------------- reading filtered tables
-def read_events_tsv(path: Path | str) -> Events:
+def read_events_tsv(path: Path | str, digest: Any = None) -> Events:
     """Read a ``SessionId<TAB>ItemId<TAB>Time`` table (header required; other columns ignored).
 
     Read a block at a time with :func:`seqrec_cli.textio.iter_line_blocks` (UTF-8, BOM, any line
     ends); blank lines are skipped. The result is sorted by session id, then time (ties keep the
     file order). The first bad line raises :class:`BadInputError` with its line number.
+    ``digest`` (a hashlib object), if given, is updated with every byte of the file.
     """
     path = Path(path)
     header: list[str] | None = None
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for first_line, block in iter_line_blocks(path, block=READ_BLOCK, what="table"):
+    for first_line, block in iter_line_blocks(path, block=READ_BLOCK, digest=digest, what="table"):
         if header is None:
             head, _, block = block.partition(b"\n")
             header = _tsv_header(path, head)
@@ -455,8 +464,11 @@ def sessions_from_events(ev: Events, path: Path | None = None) -> TokenLines:
     return TokenLines(ev.item, np.append(ev.session_starts(), len(ev)), path)
 
 
-def write_token_lines(path: Path | str, lines: TokenLines, progress: Progress = _noop) -> dict[str, Any]:
-    """Write one line per sequence, tokens separated by single spaces, atomically."""
+def write_token_lines(
+    path: Path | str, lines: TokenLines, progress: Progress = _noop, staged: Path | None = None
+) -> dict[str, Any]:
+    """Write one line per sequence, tokens separated by single spaces, atomically (or into
+    ``staged``, see :func:`_write_text`)."""
     separator = np.full(len(lines.tokens), " ", dtype=object)
     separator[lines.offsets[1:] - 1] = "\n"  # after the last token of each line
 
@@ -467,7 +479,7 @@ def write_token_lines(path: Path | str, lines: TokenLines, progress: Progress = 
             yield "".join(words + separator[a:z])
             progress(z - a)
 
-    return _write_text(Path(path), chunks())
+    return _write_text(Path(path), chunks(), staged)
 
 
 def read_token_lines(path: Path | str) -> TokenLines:
