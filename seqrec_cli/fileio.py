@@ -286,8 +286,10 @@ def _holder(lock: Path) -> tuple[int | None, str | None]:
 
 
 def _command_line() -> str:
-    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-    text = " ".join([name, *sys.argv[1:]])
+    """How the holder was started, for the error a second writer gets (``seqrec preprocess ml-1m ...``)."""
+    argv = sys.argv or [""]
+    name = Path(argv[0]).name if argv[0] not in ("", "-c") else "python"
+    text = " ".join([name, *argv[1:]])
     return text if len(text) <= 200 else text[:197] + "..."
 
 

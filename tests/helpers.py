@@ -61,8 +61,29 @@ def reseal(folder: Path, name: str) -> None:
 
 
 def seqrec_cmd(*args: str) -> list[str]:
-    """The seqrec CLI as a separate process (the interpreter running the tests)."""
+    """The seqrec CLI as a separate process: the console script beside the interpreter running the tests."""
+    script = Path(sys.executable).parent / "seqrec"
+    if script.is_file():
+        return [str(script), *map(str, args)]
     return [sys.executable, "-c", "from seqrec_cli.cli import main; main()", *map(str, args)]
+
+
+HOLDER = """
+import sys, time
+from seqrec_cli.fileio import folder_lock
+with folder_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def hold_lock(folder: Path | str, where: Path) -> subprocess.Popen:
+    """Another real process that holds the lock of ``folder`` (until killed); returns once it holds it."""
+    script = where / "holder.py"
+    script.write_text(HOLDER)
+    proc = subprocess.Popen([sys.executable, str(script), str(folder)], stdout=subprocess.PIPE, text=True, env=env())
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
 
 
 def env() -> dict[str, str]:
