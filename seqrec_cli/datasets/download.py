@@ -494,6 +494,9 @@ def extract_members(path: Path, kind: str, out: Path, wanted: list[Member]) -> N
     except Exception as exc:
         import py7zr
 
+        if isinstance(exc, py7zr.exceptions.CrcError):
+            name = exc.args[2] if len(exc.args) > 2 and exc.args[2] else "a member"
+            raise CorruptArchiveError(f"CRC check failed for {name}") from None
         if isinstance(exc, (py7zr.exceptions.ArchiveError, py7zr.PasswordRequired)):
             raise CorruptArchiveError(str(exc) or type(exc).__name__) from None
         raise
