@@ -706,7 +706,8 @@ def _download(
             if is_disk_full(exc, dest):
                 _drop_staged_import(staged, src_file)
                 raise DiskFullError(dest / source.member, f"nothing was extracted; {kept_if_full}") from exc
-            raise
+            _drop_staged_import(staged, src_file)
+            raise type(exc)(exc.errno, exc.strerror, str(dest / source.member)) from exc  # never the temporary name
         files = []
         for m in wanted:
             extracted = tmp / m.name
