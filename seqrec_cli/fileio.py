@@ -368,6 +368,29 @@ def _missing_parents(folder: Path) -> list[Path]:
     return out
 
 
+def writer_of(path: Path | str) -> tuple[int, str | None] | None:
+    """(PID, command) of a live process holding the lock of ``path``, or None; takes no lock itself.
+
+    A lock file exists only while held (its holder removes it) or after its holder was killed, so
+    a lock file whose PID is a live process means the folder is being written now.
+    """
+    lock = lock_file(path)
+    try:
+        pid_line, _, command = lock.read_text(encoding="utf-8").partition("\n")
+        pid = int(pid_line)
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return pid, command.strip() or None
+
+
 @contextlib.contextmanager
 def folder_locks(*paths: Path | str | None) -> Iterator[None]:
     """:func:`folder_lock` on several paths (``None`` skipped), taken in the order given."""
@@ -386,6 +409,15 @@ class InterruptedWriteError(SeqrecError):
         self.folder = folder
         rerun = f" (rerun: {make_with})" if make_with else "; run the step that writes it again"
         super().__init__(f"{folder}: an earlier seqrec run was interrupted while writing this folder{rerun}")
+
+
+def half_written(folder: Path, make_with: str | None = None) -> SeqrecError:
+    """The error for a reader that finds ``folder`` half written: :class:`LockedError` while a live
+    process still holds its lock (it is being written right now), else :class:`InterruptedWriteError`."""
+    holder = writer_of(folder)
+    if holder is not None:
+        return LockedError(Path(folder), *holder)
+    return InterruptedWriteError(Path(folder), make_with)
 
 
 def stale_temporaries(folder: Path | str, names: Iterable[str] | None = None) -> list[Path]:
@@ -544,7 +576,7 @@ def staged_files(
     with folder_locks(folder, *others):
         created = not folder.exists()
         recover(folder)
-        owned = set(owns) | {marker}
+        owned = set(owns) | {marker, JOURNAL}
         remove_stale(folder, owned)
         for o in others:
             remove_stale(o.parent, [o.name])

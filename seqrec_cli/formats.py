@@ -35,7 +35,7 @@ import numpy as np
 
 from . import __version__
 from .errors import BadInputError, MismatchError, MissingInputError, SeqrecError
-from .fileio import InterruptedWriteError, atomic_path, interrupted, sha256_file, staged_files, stale_temporaries
+from .fileio import atomic_path, half_written, interrupted, sha256_file, staged_files, stale_temporaries
 from .textio import read_json, read_lines, read_text
 
 FORMAT_VERSION = 1  # checkpoint config.json (checkpoint.py)
@@ -266,14 +266,15 @@ def read_manifest(folder: Path | str, make_with: str | None = None) -> dict[str,
     """The ``manifest.json`` of a folder seqrec wrote, checked for its format version.
 
     Raises MissingInputError (absent: ``make_with`` or the folder's default command says how to
-    make it), InterruptedWriteError (a run was killed while replacing the folder), BadInputError
+    make it), InterruptedWriteError (a run was killed while replacing the folder; LockedError
+    while its writer is still at work), BadInputError
     (not JSON, not an object), MismatchError (another format version, with the command to rerun).
     """
     folder = Path(folder)
     path = folder / MANIFEST_FILE
     make_with = make_with or make_hint(folder)
     if interrupted(folder):
-        raise InterruptedWriteError(folder, make_with)
+        raise half_written(folder, make_with)
     if not path.is_file():
         raise MissingInputError(path, make_with, what="manifest")
     data = read_json(path, what="manifest")
@@ -305,16 +306,17 @@ def manifest_outputs(folder: Path | str) -> list[str]:
 def input_folder_state(folder: Path | str, make_with: str | None = None) -> dict[str, Any] | None:
     """The manifest of a folder a step reads from, or None when it has none (the user's own files).
 
-    Raises :class:`InterruptedWriteError` when the folder holds the journal of an interrupted
-    commit, or, without a manifest, temporary files of a killed seqrec writer (a half-rewritten
-    folder is never read); and what :func:`read_manifest` raises.
+    Raises :class:`~seqrec_cli.fileio.InterruptedWriteError` when the folder holds the journal of
+    an interrupted commit, or, without a manifest, temporary files of a killed seqrec writer (a
+    half-rewritten folder is never read), or LockedError when its writer is still at work; and
+    what :func:`read_manifest` raises.
     """
     folder = Path(folder)
     if interrupted(folder):
-        raise InterruptedWriteError(folder, make_with)
+        raise half_written(folder, make_with)
     if not (folder / MANIFEST_FILE).is_file():
         if stale_temporaries(folder):
-            raise InterruptedWriteError(folder, make_with)
+            raise half_written(folder, make_with)
         return None
     return read_manifest(folder, make_with)
 

@@ -142,3 +142,29 @@ def test_folder_lock_is_reentrant_and_exclusive_across_processes(tmp_path, holde
         with folder_lock(target):
             pass
     assert exc.value.pid == proc.pid and str(exc.value).startswith(f"{target} is being written by another seqrec process")
+
+
+def test_a_reader_meeting_a_folder_being_written_names_the_writer(workdir):
+    """A first session-filter paused while its tables are staged (no manifest yet): convert-format
+    on that folder is told who is writing it, not that a run was interrupted."""
+    lines = [f"{s},2014-04-{1 + s % 20:02d}T10:{s % 60:02d}:0{k}.000Z,{(s * 7 + k) % 50},0" for s in range(20000) for k in range(3)]
+    Path("clicks.dat").write_text("\n".join(lines) + "\n")
+    args = ("preprocess", "session-filter", "--input", "clicks.dat", "--out-dir", "f")
+    writer = subprocess.Popen(seqrec_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    try:
+        staged = wait_for(lambda: sorted((workdir / "f").glob(".*.tmp")), proc=writer, step=0.0005)
+        writer.send_signal(signal.SIGSTOP)
+        assert staged, "session-filter finished before its staged tables could be seen"
+        reader = subprocess.run(seqrec_cmd("preprocess", "convert-format", "--in-dir", "f", "--out-dir", "s"),
+                                capture_output=True, text=True, env=env(), timeout=120)
+        writer.send_signal(signal.SIGCONT)
+        assert writer.wait(timeout=300) == 0
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    assert reader.returncode == 1 and reader.stderr == (
+        f"Error: f is being written by another seqrec process (PID {writer.pid}: seqrec {' '.join(args)}); "
+        "wait for it to finish (or stop it), then run this again\n"
+    )
+    assert not (workdir / "s").exists()
