@@ -25,9 +25,9 @@ class Source:
     sha256: str | None  # published SHA-256 (lower-case hex), None when none is published
     kind: str  # how to extract: "zip" (zipfile) or "7z" (py7zr)
     member: str  # the file the pipeline reads, relative to data/raw/<name>/ after extraction: the only one extracted
-    max_bytes: int  # the largest ``member`` can be (about 10x the real one); a larger declared size is refused
     description: str  # one line for help texts and messages
     next_step: str  # the command to run after the download
+    max_bytes: int = 4 << 30  # the largest ``member`` can be (about 10x the real one); a larger declared size is refused
 
     @property
     def has_checksum(self) -> bool:
