@@ -325,8 +325,8 @@ def folder_lock(path: Path | str) -> Iterator[Path]:
             continue
         except OSError as exc:
             if is_disk_full(exc):
-                raise DiskFullError(lock.parent, "nothing was written") from exc
-            raise
+                raise DiskFullError(Path(path), "nothing was written") from exc
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from exc  # the folder, not its lock file
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -290,11 +290,14 @@ def read_manifest(folder: Path | str, make_with: str | None = None) -> dict[str,
     return data
 
 
-def manifest_outputs(folder: Path | str) -> list[str]:
-    """Names of the files the manifest of ``folder`` lists as its own (splits, users.txt): what a
-    new run replaces. Empty when there is no readable manifest. Only plain names inside the folder."""
+def manifest_outputs(folder: Path | str, kind: str) -> list[str]:
+    """Names of the files the manifest of ``folder`` lists as its own (splits, users.txt) when it
+    is a manifest of ``kind``: what a new run of the same step replaces. Empty when there is no
+    readable manifest of that kind (another step's files are never removed). Plain names only."""
     try:
         data = json.loads((Path(folder) / MANIFEST_FILE).read_text(encoding="utf-8-sig"))
+        if data.get("kind") != kind:
+            return []
         names = [str(info["path"]) for info in data.get("splits", {}).values()]
         if data.get("has_users"):
             names.append(USERS_FILE)
@@ -531,7 +534,7 @@ def save_processed(
     if vocab is not None:
         check_vocab_ids(vocab, vocab_file)
     others = [vocab_file] if vocab is not None else []
-    with staged_files(folder, owns=PROCESSED_FILES, replaces=manifest_outputs(folder), others=others) as stage:
+    with staged_files(folder, owns=PROCESSED_FILES, replaces=manifest_outputs(folder, "sequences"), others=others) as stage:
         if vocab is None:
             n_items, vocab_sha = len(read_vocab(vocab_file)), sha256_file(vocab_file)
         else:

@@ -337,3 +337,18 @@ def test_outputs_of_the_earlier_run_that_this_run_does_not_make_are_removed(runn
     assert sorted(p.name for p in (workdir / "d").iterdir()) == ["manifest.json", "mine.txt", "test.txt", "train.txt"]
     assert "valid" not in formats.load_processed(workdir / "d").splits
     assert listing(workdir / "d") == ["manifest.json", "mine.txt", "test.txt", "train.txt"]
+
+
+def test_a_step_never_removes_another_steps_files(runner, workdir):
+    """Replacing 'the earlier run's outputs' only ever means outputs of the same step."""
+    _filtered(runner)
+    line = error_line(invoke(runner, "preprocess", "convert-format", "--in-dir", "f", "--out-dir", "f"))
+    assert line == "Error: --out-dir f is the --in-dir: give the session files a folder of their own"
+    assert invoke(runner, "preprocess", "convert-format", "--in-dir", "f", "--out-dir", "s").exit_code == 0
+    sessions = snapshot(workdir / "s")
+    result = invoke(runner, "preprocess", "text2id", "--train", "s/train_full.txt", "--test", "s/test.txt", "--out-dir", "s")
+    assert result.exit_code == 0, result.output
+    after = snapshot(workdir / "s")
+    assert {k: v for k, v in after.items() if k in sessions and k != "manifest.json"} == {
+        k: v for k, v in sessions.items() if k != "manifest.json"
+    }  # the session files are still there, untouched

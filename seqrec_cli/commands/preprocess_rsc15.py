@@ -68,7 +68,7 @@ def _write_filtered(out_dir: Path, result: rsc15.FilterResult, source: dict[str,
     from ..datasets import rsc15
 
     names = [f"{n}.tsv" for n in formats.RSC15_SPLITS]
-    with staged_files(out_dir, owns=names, replaces=formats.manifest_outputs(out_dir)) as stage:
+    with staged_files(out_dir, owns=names, replaces=formats.manifest_outputs(out_dir, "rsc15-filtered")) as stage:
         splits_info: dict[str, Any] = {}
         for name in formats.RSC15_SPLITS:
             ev = result.splits[name]
@@ -139,7 +139,7 @@ def _run_convert(
             lines[name] = rsc15.sessions_from_events(events, out_dir / f"{name}.txt")
             records.append(record)
         names = [f"{n}.txt" for n in lines]
-        with staged_files(out_dir, owns=names, replaces=formats.manifest_outputs(out_dir)) as stage:
+        with staged_files(out_dir, owns=names, replaces=formats.manifest_outputs(out_dir, "rsc15-sessions")) as stage:
             splits_info: dict[str, Any] = {}
             for name, seqs in lines.items():
                 dest = out_dir / f"{name}.txt"
@@ -261,6 +261,8 @@ def convert_format(
     table's order), separated by single spaces.
     """
     names = _parse_splits(splits)
+    if in_dir.resolve() == out_dir.resolve():
+        raise SeqrecError(f"--out-dir {out_dir} is the --in-dir: give the session files a folder of their own")
     manifest = formats.input_folder_state(in_dir, FILTER_CMD)  # a folder a killed run left is refused here
     for name in names:
         tsv = in_dir / f"{name}.tsv"
