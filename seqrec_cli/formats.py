@@ -11,8 +11,12 @@ Processed data (what ``train``, ``infer`` and ``evaluate`` read, for both models
   [MASK] token, neither ever appears in a file.
 * ``manifest.json``: a :class:`DatasetManifest`; it names the vocabulary (path relative to the
   folder + SHA-256), the evaluation target of the test lines (``last`` item only, leave-one-out;
-  or ``all`` positions, session-based) and the checksums of the split files.
+  or ``all`` positions, session-based) and the checksums of the split files and ``users.txt``.
 * ``users.txt`` (optional): the raw user/session id of each line, same order in every split.
+
+A folder's files are written as one unit (:func:`seqrec_cli.fileio.staged_files`), and every
+step checks what it reads against the manifest of the step before (:func:`check_input_file`,
+:func:`check_raw_input`, :func:`load_processed`).
 
 The vocabulary ``vocab/<name>.txt`` holds one raw item id per line: line i is item index i.
 """
@@ -31,10 +35,14 @@ import numpy as np
 
 from . import __version__
 from .errors import BadInputError, MismatchError, MissingInputError, SeqrecError
-from .fileio import atomic_path, sha256_file, write_json
+from .fileio import atomic_path, half_written, interrupted, sha256_file, staged_files, stale_temporaries
 from .sequences import Sequences
+from .textio import read_json, read_lines, read_text
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # checkpoint config.json (checkpoint.py)
+# manifest.json of every folder seqrec writes. 2: users.txt has a checksum (users_sha256); files are
+# committed as a unit. Version-1 manifests are refused with the command that rewrites them.
+MANIFEST_VERSION = 2
 
 # ---------------------------------------------------------------- default locations (relative to the working folder)
 DATA_DIR = Path("data")
@@ -122,16 +130,12 @@ _TOO_LONG = re.compile(r"[0-9]{19,}")
 def read_sequences(path: Path | str, n_items: int | None = None) -> Sequences:
     """Read a processed sequence file, checking every token; errors name the file and line.
 
-    CRLF, lone-CR line ends and a UTF-8 BOM are accepted; anything but plain non-negative
-    integers (signs, exponents, letters, numbers beyond int64) is an error at its line.
+    Read with the text reader (:mod:`seqrec_cli.textio`: UTF-8, BOM, LF/CRLF/lone-CR line ends,
+    trailing blank lines ignored); anything but plain non-negative integers (signs, exponents,
+    letters, numbers beyond int64) and a blank line before the last are errors at their line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(path, make_hint(path.parent), what="sequence file")
-    raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").decode("ascii", errors="replace")
+    text = read_text(path, what="sequence file", make_with=make_hint(path.parent))
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -165,24 +169,26 @@ def _raise_first_bad_line(path: Path, lines: list[str]) -> None:
 
 
 def write_sequences(path: Path | str, seqs: Sequences | list[list[int]]) -> None:
-    """Write sequences atomically, one per line, space-separated."""
+    """Write sequences atomically, one per line, space-separated (DiskFullError on a full disk)."""
+    with atomic_path(path) as tmp:
+        _write_sequences_to(tmp, seqs)
+
+
+def _write_sequences_to(path: Path, seqs: Sequences | list[list[int]]) -> None:
     if not isinstance(seqs, Sequences):
         seqs = Sequences.from_lists(seqs)
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="ascii", newline="\n") as fh:
-            items = seqs.items.astype(str)
-            for i in range(len(seqs)):
-                fh.write(" ".join(items[seqs.offsets[i] : seqs.offsets[i + 1]]))
-                fh.write("\n")
+    with open(path, "w", encoding="ascii", newline="\n") as fh:
+        items = seqs.items.astype(str)
+        for i in range(len(seqs)):
+            fh.write(" ".join(items[seqs.offsets[i] : seqs.offsets[i + 1]]))
+            fh.write("\n")
 
 
 # ---------------------------------------------------------------- vocabulary
 def read_vocab(path: Path | str) -> list[str]:
     """Raw item ids; element i-1 is the raw id of item index i."""
     path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(path, what="vocabulary")
-    tokens = path.read_text(encoding="utf-8-sig").splitlines()
+    tokens = read_lines(path, what="vocabulary", blank=None)
     for no, tok in enumerate(tokens, start=1):
         if not tok.strip() or tok.strip() != tok:
             raise BadInputError(path, "blank line or surrounding whitespace in the vocabulary", line=no)
@@ -193,37 +199,152 @@ def read_vocab(path: Path | str) -> list[str]:
     return tokens
 
 
+def check_vocab_ids(raw_ids: list[str], where: Path | str) -> None:
+    """Refuse raw ids that would not read back as the same vocabulary (blank, padded, repeated, multi-line)."""
+    if not raw_ids:
+        raise BadInputError(where, "empty vocabulary: no item")
+    for i, tok in enumerate(raw_ids, start=1):
+        if not tok.strip() or tok.strip() != tok or any(c in tok for c in "\r\n"):
+            raise BadInputError(where, f"item id {tok!r} (item {i}) is blank, padded or spans lines: it cannot be a vocabulary line")
+    if len(set(raw_ids)) != len(raw_ids):
+        raise BadInputError(where, "duplicate item ids in the vocabulary")
+
+
 def write_vocab(path: Path | str, raw_ids: list[str]) -> None:
+    """Write a vocabulary atomically (one raw id per line)."""
     with atomic_path(path) as tmp:
-        tmp.write_text("".join(f"{r}\n" for r in raw_ids), encoding="utf-8")
+        _write_vocab_to(tmp, raw_ids)
+
+
+def _write_vocab_to(path: Path, raw_ids: list[str]) -> None:
+    path.write_text("".join(f"{r}\n" for r in raw_ids), encoding="utf-8")
 
 
 # ---------------------------------------------------------------- manifests
-def write_manifest(folder: Path | str, manifest: dict[str, Any]) -> Path:
-    """Write ``manifest.json`` with the common header (format version, tool version, time)."""
-    body = {"format_version": FORMAT_VERSION, "seqrec_version": __version__, "created": now_iso()}
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """``manifest.json`` content: the common header (format version, tool version, time), then ``manifest``."""
+    body = {"format_version": MANIFEST_VERSION, "seqrec_version": __version__, "created": now_iso()}
     body.update(manifest)
-    dest = Path(folder) / MANIFEST_FILE
-    write_json(dest, body)
-    return dest
+    return json.dumps(body, indent=2) + "\n"
 
 
 def read_manifest(folder: Path | str, make_with: str | None = None) -> dict[str, Any]:
+    """The ``manifest.json`` of a folder seqrec wrote, checked for its format version.
+
+    Raises MissingInputError (absent: ``make_with`` or the folder's default command says how to
+    make it), InterruptedWriteError (a run was killed while replacing the folder; LockedError
+    while its writer is still at work), BadInputError
+    (not JSON, not an object), MismatchError (another format version, with the command to rerun).
+    """
     folder = Path(folder)
     path = folder / MANIFEST_FILE
+    make_with = make_with or make_hint(folder)
+    if interrupted(folder):
+        raise half_written(folder, make_with)
     if not path.is_file():
-        raise MissingInputError(path, make_with or make_hint(folder), what="manifest")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BadInputError(path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
+        raise MissingInputError(path, make_with, what="manifest")
+    data = read_json(path, what="manifest")
+    if not isinstance(data, dict):
+        raise BadInputError(path, "not a seqrec manifest (expected a JSON object)")
     version = data.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != MANIFEST_VERSION:
+        by = f" (written by seqrec {data['seqrec_version']})" if isinstance(data.get("seqrec_version"), str) else ""
+        rerun = f"rerun: {make_with}" if make_with else "rerun the step that made it"
         raise MismatchError(
-            f"{path}: format version {version}, this seqrec reads version {FORMAT_VERSION}; "
-            "rerun the step that made it"
+            f"{path}: manifest format version {version}{by}; this seqrec reads version {MANIFEST_VERSION}; {rerun}"
         )
     return data
+
+
+def manifest_outputs(folder: Path | str, kind: str) -> list[str]:
+    """Names of the files the manifest of ``folder`` lists as its own (splits, users.txt) when it
+    is a manifest of ``kind``: what a new run of the same step replaces. Empty when there is no
+    readable manifest of that kind (another step's files are never removed). Plain names only."""
+    try:
+        data = json.loads((Path(folder) / MANIFEST_FILE).read_text(encoding="utf-8-sig"))
+        if data.get("kind") != kind:
+            return []
+        names = [str(info["path"]) for info in data.get("splits", {}).values()]
+        if data.get("has_users"):
+            names.append(USERS_FILE)
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return []
+    return [n for n in names if n and "/" not in n and "\\" not in n and n not in (".", "..")]
+
+
+def input_folder_state(folder: Path | str, make_with: str | None = None) -> dict[str, Any] | None:
+    """The manifest of a folder a step reads from, or None when it has none (the user's own files).
+
+    Raises :class:`~seqrec_cli.fileio.InterruptedWriteError` when the folder holds the journal of
+    an interrupted commit, or, without a manifest, temporary files of a killed seqrec writer (a
+    half-rewritten folder is never read), or LockedError when its writer is still at work; and
+    what :func:`read_manifest` raises.
+    """
+    folder = Path(folder)
+    if interrupted(folder):
+        raise half_written(folder, make_with)
+    if not (folder / MANIFEST_FILE).is_file():
+        if stale_temporaries(folder):
+            raise half_written(folder, make_with)
+        return None
+    return read_manifest(folder, make_with)
+
+
+def check_input_file(path: Path | str, *, sha256: str | None = None, make_with: str | None = None) -> bool:
+    """Check a file a step reads against the manifest of the folder it lies in.
+
+    :func:`input_folder_state` first; then, when the manifest lists the file (as a split or as
+    ``users.txt``), its SHA-256 (``sha256`` if the caller computed it while reading) must match,
+    else :class:`MismatchError` naming the file and the command to rerun; returns True. A folder
+    without a manifest, or a file the manifest does not list (the user's own file): False.
+    """
+    path = Path(path)
+    folder = path.parent
+    manifest = input_folder_state(folder, make_with)
+    if manifest is None:
+        return False
+    listed = {str(info.get("path")): info for info in manifest.get("splits", {}).values() if isinstance(info, dict)}
+    if manifest.get("has_users") and manifest.get("users_sha256"):
+        listed[USERS_FILE] = {"sha256": manifest["users_sha256"]}
+    if path.name not in listed:
+        return False
+    got = sha256 or sha256_file(path)
+    if got != listed[path.name].get("sha256"):
+        rerun = f"; rerun: {make_with}" if make_with else "; rerun the step that made it"
+        raise MismatchError(
+            f"{path} does not match {folder / MANIFEST_FILE} (changed since, or left from another run){rerun}"
+        )
+    return True
+
+
+def check_raw_input(path: Path | str, *, sha256: str | None = None) -> bool:
+    """Check a raw input (``ratings.dat``, the clicks) against the ``SOURCE.json`` of its download.
+
+    Looks for SOURCE.json in the file's folder and the one above (``ml-1m/ratings.dat``). When it
+    lists the file, the size and (if recorded) SHA-256 must match, else :class:`MismatchError`
+    saying how to restore it; returns True. A file from no download: False.
+    """
+    path = Path(path)
+    for root in (path.parent, path.parent.parent):
+        record_file = root / SOURCE_FILE
+        if not record_file.is_file():
+            continue
+        try:
+            record = read_json(record_file, what="download record")
+            rel = path.relative_to(root).as_posix()
+            entry = next((f for f in record.get("extracted", []) if f.get("path") == rel), None)
+        except (SeqrecError, AttributeError, TypeError, ValueError):
+            return False
+        if entry is None:
+            return False
+        fix = f"run: seqrec download {record.get('dataset', '<name>')} (it extracts the file again from the verified archive)"
+        if path.stat().st_size != entry.get("bytes"):
+            raise MismatchError(f"{path} is not the file {record_file} recorded ({entry.get('bytes')} bytes); {fix}")
+        want = entry.get("sha256")
+        if want is not None and (sha256 or sha256_file(path)) != want:
+            raise MismatchError(f"{path} changed since {record_file} was written (SHA-256 differs); {fix}")
+        return True
+    return False
 
 
 def input_record(path: Path | str) -> dict[str, Any]:
@@ -254,6 +375,7 @@ class DatasetManifest:
     params: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     has_users: bool = False
+    users_sha256: str | None = None  # SHA-256 of users.txt when has_users
     kind: str = "sequences"
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,12 +392,17 @@ class DatasetManifest:
             raise BadInputError(source, f"manifest of kind {data.get('kind')!r}, expected processed sequences")
         if fields["eval_target"] not in EVAL_TARGETS:
             raise BadInputError(source, f"eval_target must be one of {EVAL_TARGETS}")
+        has_users = data.get("has_users", False)
+        users_sha256 = data.get("users_sha256")
+        if not isinstance(has_users, bool) or (has_users and not isinstance(users_sha256, str)):
+            raise BadInputError(source, "not a processed-data manifest (has_users / users_sha256)")
         return cls(
             splits=splits,
             inputs=data.get("inputs", []),
             params=data.get("params", {}),
             counts=data.get("counts", {}),
-            has_users=bool(data.get("has_users", False)),
+            has_users=has_users,
+            users_sha256=users_sha256 if has_users else None,
             **fields,
         )
 
@@ -339,6 +466,9 @@ def resolve_vocab(folder: Path, manifest: DatasetManifest) -> Path:
     return Path(os.path.normpath(Path(folder) / manifest.vocab_path))
 
 
+PROCESSED_FILES = (TRAIN_FILE, VALID_FILE, TEST_FILE, USERS_FILE)  # what save_processed writes besides the manifest
+
+
 def save_processed(
     folder: Path | str,
     *,
@@ -350,44 +480,67 @@ def save_processed(
     inputs: list[dict[str, Any]] | None = None,
     params: dict[str, Any] | None = None,
     counts: dict[str, Any] | None = None,
+    vocab: list[str] | None = None,
 ) -> DatasetManifest:
-    """Write a processed data folder: split files, optional users.txt, then the manifest last.
+    """Write a processed data folder as one unit: split files, optional users.txt, the manifest.
 
-    The manifest is written last, so a folder without one (or with a stale one whose checksums no
-    longer match) is never taken for complete data.
+    With ``vocab`` (the raw ids, line i = item index i) the vocabulary file is written in the same
+    unit; without it ``vocab_file`` must exist. Holds the locks of the folder (and of the
+    vocabulary it writes); every file is staged under a temporary name and put in place only when
+    all are complete (:func:`seqrec_cli.fileio.staged_files`), the manifest last, so a run that
+    fails or is killed leaves the earlier folder and vocabulary whole. Files of the earlier run
+    that this one does not write (a ``valid.txt``, a ``users.txt``) are removed; other files in
+    the folder are left alone. Raises MismatchError (leakage), BadInputError (bad vocabulary ids),
+    LockedError (another process is writing), DiskFullError.
     """
     folder = Path(folder)
-    check_no_leakage(splits, eval_target, folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / MANIFEST_FILE).unlink(missing_ok=True)
     vocab_file = Path(vocab_file)
-    n_items = len(read_vocab(vocab_file))
-    infos: dict[str, SplitInfo] = {}
-    for name, seqs in splits.items():
-        dest = folder / SPLIT_FILES[name]
-        write_sequences(dest, seqs)
-        infos[name] = SplitInfo(SPLIT_FILES[name], sha256_file(dest), len(seqs), seqs.n_events)
-    if users is not None:
-        with atomic_path(folder / USERS_FILE) as tmp:
+    check_no_leakage(splits, eval_target, folder)
+    if vocab is not None:
+        check_vocab_ids(vocab, vocab_file)
+    others = [vocab_file] if vocab is not None else []
+    with staged_files(folder, owns=PROCESSED_FILES, replaces=manifest_outputs(folder, "sequences"), others=others) as stage:
+        if vocab is None:
+            n_items, vocab_sha = len(read_vocab(vocab_file)), sha256_file(vocab_file)
+        else:
+            tmp = stage.path(vocab_file)
+            _write_vocab_to(tmp, vocab)
+            n_items, vocab_sha = len(vocab), sha256_file(tmp)
+        infos: dict[str, SplitInfo] = {}
+        for name, seqs in splits.items():
+            tmp = stage.path(folder / SPLIT_FILES[name])
+            _write_sequences_to(tmp, seqs)
+            infos[name] = SplitInfo(SPLIT_FILES[name], sha256_file(tmp), len(seqs), seqs.n_events)
+        users_sha = None
+        if users is not None:
+            tmp = stage.path(folder / USERS_FILE)
             tmp.write_text("".join(f"{u}\n" for u in users), encoding="utf-8")
-    manifest = DatasetManifest(
-        dataset=dataset,
-        eval_target=eval_target,
-        vocab_path=os.path.relpath(vocab_file.resolve(), folder.resolve()),
-        vocab_sha256=sha256_file(vocab_file),
-        n_items=n_items,
-        splits=infos,
-        inputs=inputs or [],
-        params=params or {},
-        counts=counts or {},
-        has_users=users is not None,
-    )
-    write_manifest(folder, manifest.to_dict())
+            users_sha = sha256_file(tmp)
+        manifest = DatasetManifest(
+            dataset=dataset,
+            eval_target=eval_target,
+            vocab_path=os.path.relpath(vocab_file.resolve(), folder.resolve()),
+            vocab_sha256=vocab_sha,
+            n_items=n_items,
+            splits=infos,
+            inputs=inputs or [],
+            params=params or {},
+            counts=counts or {},
+            has_users=users is not None,
+            users_sha256=users_sha,
+        )
+        stage.commit(manifest_text(manifest.to_dict()))
     return manifest
 
 
 def load_processed(folder: Path | str, verify: bool = True) -> ProcessedData:
-    """Load a processed data folder, checking manifest, vocabulary and split checksums."""
+    """Load a processed data folder, checking manifest, vocabulary, split and users.txt checksums.
+
+    Raises MissingInputError (folder, manifest, vocabulary or a listed file absent, with the
+    command that makes it), InterruptedWriteError (a run was killed while replacing the folder),
+    MismatchError (a file changed since the manifest was written, leakage, another format
+    version), BadInputError (a malformed file, at its line).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise MissingInputError(folder, make_hint(folder), what="processed data folder")
@@ -408,7 +561,12 @@ def load_processed(folder: Path | str, verify: bool = True) -> ProcessedData:
         upath = folder / USERS_FILE
         if not upath.is_file():
             raise MissingInputError(upath, make_hint(folder), what="users file")
-        users = upath.read_text(encoding="utf-8").splitlines()
+        if verify and sha256_file(upath) != manifest.users_sha256:
+            raise MismatchError(f"{upath} changed since {folder / MANIFEST_FILE} was written; rerun preprocessing")
+        users = read_lines(upath, what="users file", blank="empty line (every line must hold a user id)")
+        n_lines = len(splits["test"]) if "test" in splits else len(splits.get("train", []))
+        if manifest.eval_target == "last" and len(users) != n_lines:
+            raise MismatchError(f"{upath} has {len(users)} lines, the splits {n_lines}: one user id per line is needed")
     if "train" not in splits:
         raise SeqrecError(f"{folder}: the manifest lists no train split")
     check_no_leakage(splits, manifest.eval_target, folder)

@@ -84,9 +84,8 @@ def error_line(result) -> str:
 
 
 def ml1m_listing() -> list[str]:
-    return sorted(
-        [f"data/raw/ml-1m/{n}" for n in ("SOURCE.json", "ml-1m.zip")] + [f"data/raw/ml-1m/{n}" for n in ML1M_FILES]
-    )
+    """Archive, record and the one member the pipeline reads: nothing else is extracted."""
+    return sorted(f"data/raw/ml-1m/{n}" for n in ("SOURCE.json", "ml-1m.zip", "ml-1m/ratings.dat"))
 
 
 def source_json(folder: Path = RAW) -> dict:
@@ -111,7 +110,7 @@ def test_download_verifies_extracts_and_records(runner, workdir, server):
     out = result.stdout.splitlines()
     assert out[0].startswith(f"downloaded {RAW / 'ml-1m.zip'}: ")
     assert out[1] == f"verified md5 against the checksum given with --checksum (sha256 {ML1M_SHA256})"
-    assert out[2] == f"extracted 4 files to {RAW}: {formats.ML1M_RATINGS}"
+    assert out[2] == f"extracted 1 file to {RAW}: {formats.ML1M_RATINGS}"
     assert out[3] == f"wrote {RAW / 'SOURCE.json'}"
     assert out[4] == "next: seqrec preprocess ml-1m"
     assert len(out) == 5
@@ -122,8 +121,7 @@ def test_download_verifies_extracts_and_records(runner, workdir, server):
     assert rec["verified_against"] == "user" and rec["verified_with"] == ["md5"]
     assert rec["member"] == "ml-1m/ratings.dat" and rec["archive_prefix_stripped"] == ""
     assert rec["extracted"] == [
-        {"path": name, "bytes": len(data if isinstance(data, bytes) else data.encode())}
-        for name, data in sorted(ML1M_FILES.items())
+        {"path": "ml-1m/ratings.dat", "bytes": len(RATINGS), "sha256": hashlib.sha256(RATINGS.encode()).hexdigest()}
     ]
 
 
@@ -428,11 +426,15 @@ def test_yoochoose_7z_verified_by_size_and_extracted(runner, workdir):
         result = invoke(runner, "download", "yoochoose", "--url", srv.url("yoochoose-data.7z"))
     assert result.exit_code == 0, result.output
     assert formats.YOOCHOOSE_CLICKS.read_bytes() == CLICKS
-    assert listing(workdir) == sorted(f"data/raw/yoochoose/{n}" for n in ["SOURCE.json", "yoochoose-data.7z", *members])
+    assert listing(workdir) == sorted(
+        f"data/raw/yoochoose/{n}" for n in ["SOURCE.json", "yoochoose-data.7z", "yoochoose-clicks.dat"]
+    )
     rec = source_json(Path("data/raw/yoochoose"))
     assert rec["verified_against"] == "content-length" and rec["verified_with"] == ["size"]
     assert rec["sha256"] == hashlib.sha256(data).hexdigest() and rec["bytes"] == len(data)
-    assert [f["path"] for f in rec["extracted"]] == sorted(members)
+    assert rec["extracted"] == [
+        {"path": "yoochoose-clicks.dat", "bytes": len(CLICKS), "sha256": hashlib.sha256(CLICKS).hexdigest()}
+    ]
     out = result.stdout.splitlines()
     assert out[1] == (
         f"verified the size ({len(data)} bytes) against the server's Content-Length; no checksum is published, "
@@ -451,14 +453,10 @@ def test_yoochoose_in_a_subfolder_is_flattened(runner, workdir):
     assert formats.YOOCHOOSE_CLICKS.read_bytes() == CLICKS
     rec = source_json(Path("data/raw/yoochoose"))
     assert rec["archive_prefix_stripped"] == "yoochoose-data/"
-    assert [f["path"] for f in rec["extracted"]] == ["yoochoose-clicks.dat", "yoochoose-test.dat"]
+    assert [f["path"] for f in rec["extracted"]] == ["yoochoose-clicks.dat"]
     assert "folder yoochoose-data/ flattened" in result.stdout
     assert listing(workdir) == sorted(
-        ["yc.7z"]
-        + [
-            f"data/raw/yoochoose/{n}"
-            for n in ("SOURCE.json", "yoochoose-data.7z", "yoochoose-clicks.dat", "yoochoose-test.dat")
-        ]
+        ["yc.7z"] + [f"data/raw/yoochoose/{n}" for n in ("SOURCE.json", "yoochoose-data.7z", "yoochoose-clicks.dat")]
     )
 
 
@@ -492,9 +490,4 @@ def test_real_ml1m_archive_from_a_local_mirror(runner, workdir):
     assert result.exit_code == 0, result.output
     with open(formats.ML1M_RATINGS, "rb") as fh:
         assert sum(1 for _ in fh) == 1_000_209
-    assert sorted(f["path"] for f in source_json()["extracted"]) == [
-        "ml-1m/README",
-        "ml-1m/movies.dat",
-        "ml-1m/ratings.dat",
-        "ml-1m/users.dat",
-    ]
+    assert [f["path"] for f in source_json()["extracted"]] == ["ml-1m/ratings.dat"]  # only what seqrec reads

@@ -46,18 +46,18 @@ def test_sequences_crlf_bom_tabs_and_no_final_newline(tmp_path):
     ("content", "line", "problem"),
     [
         (b"1 2\n\n3\n", 2, "empty line"),
-        (b"1 2\n3\n   \n", 3, "empty line"),
-        (b"\n", 1, "empty line"),
+        (b"1 2\n   \n3\n", 2, "empty line"),
+        (b"\n4\n", 1, "empty line"),
         (b"1 2\n3 x 4\n", 2, "not an item index: 'x'"),
         (b"1 2\n3 4\n5 4.0\n", 3, "not an item index: '4.0'"),
-        (b"1 2\n3 \xe94\n", 2, "not an item index"),
+        (b"1 2\n3 \xe94\n", 2, "not valid UTF-8 (byte 0xe9 in column 3)"),
         (b"1 2\n3 4\n5 0\n", 3, "item index 0 outside 1..10"),
         (b"0 2\n3 4\n", 1, "item index 0 outside 1..10"),
         (b"1 2\n3 4\n5 6\n7 11 1\n", 4, "item index 11 outside 1..10"),
         (b"1 2\n3 -4\n", 2, "not an item index: '-4'"),
         (b"\xef\xbb\xbf1 2\r\n3 12\r\n", 2, "item index 12 outside 1..10"),
     ],
-    ids=["blank", "spaces-only", "only-newline", "letter", "float", "latin1", "zero", "zero-first", "too-big", "negative", "crlf-bom-too-big"],
+    ids=["blank", "spaces-only", "first-blank", "letter", "float", "latin1", "zero", "zero-first", "too-big", "negative", "crlf-bom-too-big"],
 )
 def test_sequences_bad_line(tmp_path, content, line, problem):
     path = tmp_path / "s.txt"
@@ -67,6 +67,17 @@ def test_sequences_bad_line(tmp_path, content, line, problem):
     assert exc.value.line == line
     assert str(exc.value).startswith(f"{path}:{line}: ")
     assert problem in str(exc.value)
+
+
+@pytest.mark.parametrize("tail", [b"\n", b"\n\n", b"\n   \n", b"\r\r", b"\r\n\t\r\n"])
+def test_sequences_trailing_blank_lines_are_ignored(tmp_path, tail):
+    """The one policy of the text reader: blank lines at the end of a file are ignored."""
+    path = tmp_path / "s.txt"
+    path.write_bytes(b"1 2\n3" + tail)
+    assert read_sequences(path, n_items=10).to_lists() == [[1, 2], [3]]
+    path.write_bytes(tail)
+    with pytest.raises(BadInputError, match="empty file"):
+        read_sequences(path)
 
 
 def test_sequences_without_n_items_still_refuse_zero(tmp_path):
@@ -123,6 +134,8 @@ def test_vocab_round_trip_and_bom(tmp_path):
     assert read_vocab(path) == ["10", "200", "abc"]
     path.write_bytes(b"\xef\xbb\xbf10\r\n200\r\n")
     assert read_vocab(path) == ["10", "200"]
+    path.write_bytes(b"10\r200\r\r\n")  # lone CR line ends, trailing blank lines ignored
+    assert read_vocab(path) == ["10", "200"]
 
 
 @pytest.mark.parametrize(
@@ -130,12 +143,12 @@ def test_vocab_round_trip_and_bom(tmp_path):
     [
         ("10\n20\n10\n", None, "duplicate"),
         ("10\n\n20\n", 2, "blank line"),
-        ("10\n20\n\n", 3, "blank line"),
+        ("10\n\n\n20\n", 2, "blank line"),
         ("10\n 20\n", 2, "whitespace"),
         ("10\n20 \n", 2, "whitespace"),
         ("", None, "empty vocabulary"),
     ],
-    ids=["duplicate", "blank", "trailing-blank", "leading-space", "trailing-space", "empty"],
+    ids=["duplicate", "blank", "two-blank", "leading-space", "trailing-space", "empty"],
 )
 def test_vocab_bad(tmp_path, content, line, problem):
     path = tmp_path / "v.txt"
@@ -193,7 +206,7 @@ def test_processed_round_trip(tmp_path):
         "vocab/ml-1m.txt",
     ]
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["format_version"] == formats.FORMAT_VERSION
+    assert manifest["format_version"] == formats.MANIFEST_VERSION
     assert manifest["vocab_path"] == "../../vocab/ml-1m.txt"
     assert manifest["vocab_sha256"] == sha256_file(tmp_path / "vocab" / "ml-1m.txt")
     assert manifest["n_items"] == 6
@@ -234,9 +247,9 @@ def test_tampered_vocab_is_refused(tmp_path):
 def test_other_format_version_is_refused(tmp_path):
     folder = _save(tmp_path)
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["format_version"] = formats.FORMAT_VERSION + 1
+    manifest["format_version"] = formats.MANIFEST_VERSION + 1
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(MismatchError, match=f"format version {formats.FORMAT_VERSION + 1}"):
+    with pytest.raises(MismatchError, match=f"format version {formats.MANIFEST_VERSION + 1}"):
         load_processed(folder)
 
 

@@ -140,7 +140,7 @@ def test_real_ml1m_counts_and_files(ml1m_run):
     ]
     out = folder / "data" / "ml-1m"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format_version"] == formats.FORMAT_VERSION
+    assert manifest["format_version"] == formats.MANIFEST_VERSION
     assert manifest["dataset"] == "ml-1m"
     assert manifest["eval_target"] == "last"
     assert manifest["n_items"] == 3416
@@ -408,18 +408,20 @@ def test_failed_rerun_leaves_earlier_outputs_intact(runner, workdir):
 
 
 def test_failure_while_writing_leaves_no_manifest_and_no_temp_files(runner, workdir):
-    """A write that fails halfway (users.txt is in the way as a folder) must not leave a folder
-    that looks complete: the manifest goes first and is written last."""
+    """A write that fails (users.txt is in the way as a folder) changes nothing: the files are
+    committed as a unit, so the earlier manifest and splits stay as they were, no temporary file
+    is left, and the folder (whose users.txt the user broke) is still refused."""
     (workdir / "good.dat").write_text(HAND)
     args = ("preprocess", "ml-1m", "--input", "good.dat", "--out-dir", "out", "--vocab", "v.txt")
     assert invoke(runner, *args).exit_code == 0
+    manifest_before = (workdir / "out" / "manifest.json").read_bytes()
     (workdir / "out" / "users.txt").unlink()
     (workdir / "out" / "users.txt" / "blocker").mkdir(parents=True)
     result = invoke(runner, *args)
     line = _error_line(result)
-    assert "users.txt" in line, line
-    assert not (workdir / "out" / "manifest.json").exists()
-    assert [p for p in workdir.rglob("*") if p.name.endswith(".tmp")] == []
+    assert line == f"Error: {Path('out/users.txt')}: a folder is in the way of this file", line
+    assert (workdir / "out" / "manifest.json").read_bytes() == manifest_before
+    assert [p for p in workdir.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")] == []
     with pytest.raises(MissingInputError):
         formats.load_processed(workdir / "out")
 

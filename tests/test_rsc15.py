@@ -282,8 +282,9 @@ BAD_CLICKS = {
                        "bad timestamp '2014-04-02T9:00:00.000Z' (expected ISO-8601 like 2014-04-07T10:51:09.277Z)"),
     "date only": (GOOD[:2] + ["3,2014-04-02,100,0"], 3,
                   "bad timestamp '2014-04-02' (expected ISO-8601 like 2014-04-07T10:51:09.277Z)"),
-    "carriage return": (GOOD[:2] + ["3,2014-04-02T09:00:00.000Z,100,0\r7"], 3,
-                        "carriage return inside the line (line ends must be LF or CRLF)"),
+    # a lone CR ends a line (the one policy of seqrec_cli.textio): "7" is line 4
+    "carriage return": (GOOD[:2] + ["3,2014-04-02T09:00:00.000Z,100,0\r7"], 4,
+                        "expected 4 comma-separated fields (SessionId,Timestamp,ItemId,Category), found 1"),
 }
 
 
@@ -294,6 +295,13 @@ def test_bad_clicks(runner, workdir, case, crlf):
     _write("clicks.dat", lines, newline="\r\n" if crlf else "\n")
     line = _error_line(invoke(runner, "preprocess", "session-filter", "--input", "clicks.dat"))
     assert line == f"Error: clicks.dat:{line_no}: {problem}"
+    assert listing(workdir) == ["clicks.dat"]
+
+
+def test_undecodable_click_line(runner, workdir):
+    Path("clicks.dat").write_bytes(("\n".join(GOOD[:4]) + "\n").encode() + b"3,2014-04-02T09:00:00.000Z,100,caf\xe9\n")
+    line = _error_line(invoke(runner, "preprocess", "session-filter", "--input", "clicks.dat"))
+    assert line == "Error: clicks.dat:5: not valid UTF-8 (byte 0xe9 in column 35); save the file as UTF-8"
     assert listing(workdir) == ["clicks.dat"]
 
 
@@ -312,9 +320,10 @@ def test_bad_line_found_beyond_the_first_block(runner, workdir, monkeypatch, blo
     assert listing(workdir) == ["clicks.dat"]
 
 
-def test_small_blocks_give_the_same_result(runner, workdir, monkeypatch):
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["crlf", "cr"])
+def test_small_blocks_give_the_same_result(runner, workdir, monkeypatch, newline):
     monkeypatch.setattr(rsc15, "READ_BLOCK", 16)  # shorter than a line: the buffer grows
-    _write("clicks.dat", _raw_lines(), newline="\r\n", bom=True)
+    _write("clicks.dat", _raw_lines(), newline=newline, bom=True)
     _ok(invoke(runner, "preprocess", "session-filter", "--input", "clicks.dat"))
     for split in formats.RSC15_SPLITS:
         got = (workdir / formats.RSC15_FILTERED_DIR / f"{split}.tsv").read_text().splitlines()

@@ -110,7 +110,8 @@ def download(
         )
     say(_verified_line(rec))
     stripped = f", folder {rec['archive_prefix_stripped']} flattened" if rec["archive_prefix_stripped"] else ""
-    say(f"extracted {len(rec['extracted'])} files to {result.dest}{stripped}: {result.dest / src.member}")
+    n = len(rec["extracted"])
+    say(f"extracted {n} file{'s' if n != 1 else ''} to {result.dest}{stripped}: {result.dest / src.member}")
     say(f"wrote {result.dest / 'SOURCE.json'}")
     say(f"next: {src.next_step}")
 

@@ -11,6 +11,7 @@ import typer
 from .. import formats
 from ..console import say
 from ..errors import MissingInputError
+from ..fileio import folder_locks
 from . import preprocess_interactions, preprocess_rsc15
 
 app = typer.Typer(
@@ -44,7 +45,8 @@ def ml_1m(
     if not ratings.is_file():
         raise MissingInputError(ratings, "seqrec download ml-1m" if input is None else None, what="ratings file")
     start = time.perf_counter()
-    result = preprocess_ml1m(ratings, out_dir, vocab, Ml1mParams(min_item_count, min_user_count), name=name)
+    with folder_locks(out_dir, vocab):  # a second writer is refused before any work
+        result = preprocess_ml1m(ratings, out_dir, vocab, Ml1mParams(min_item_count, min_user_count), name=name)
     say(
         f"{name}: {result.users:,} users, {result.items:,} items, {result.interactions:,} interactions "
         f"(mean length {result.mean_length:.1f}; dropped {result.dropped_items:,} items, {result.dropped_users:,} users) "
@@ -69,8 +71,9 @@ def sample(
     from ..datasets.sample import SampleSpec, generate_ratings, write_ratings
 
     raw = out_dir / "raw" / "ratings.dat"
-    write_ratings(raw, generate_ratings(SampleSpec(seed=seed)))
-    result = preprocess_ml1m(raw, out_dir, vocab, name=formats.SAMPLE)
+    with folder_locks(out_dir, vocab):
+        write_ratings(raw, generate_ratings(SampleSpec(seed=seed)))
+        result = preprocess_ml1m(raw, out_dir, vocab, name=formats.SAMPLE)
     say(
         f"sample: {result.users:,} users, {result.items:,} items, {result.interactions:,} interactions "
         f"(raw {raw}, {result.raw_lines:,} lines)"

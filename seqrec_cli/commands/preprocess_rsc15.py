@@ -16,6 +16,7 @@ import typer
 from .. import formats
 from ..console import Tracker, note, say
 from ..errors import MissingInputError, SeqrecError
+from ..fileio import folder_lock, folder_locks, staged_files
 
 if TYPE_CHECKING:
     from ..datasets import rsc15
@@ -47,30 +48,37 @@ def _run_session_filter(input_path: Path, out_dir: Path, default_input: bool) ->
 
     if not input_path.is_file():
         raise MissingInputError(input_path, DOWNLOAD_CMD if default_input else None, what="clicks file")
-    size = input_path.stat().st_size
-    digest = hashlib.sha256()
-    with Tracker(f"reading {input_path.name}", total=size, kind="bytes") as tracker:
-        events = rsc15.read_clicks(input_path, progress=tracker.advance, digest=digest)
-    source = {"path": str(input_path), "bytes": size, "sha256": digest.hexdigest()}  # as formats.input_record
-    note("filtering (GRU4Rec RSC15 rules, PROTOCOLS.md section 3)")
-    result = rsc15.filter_sessions(events, log=lambda m: note(f"  {m}"))
-    note(TIME_NOTE)
-    del events
+    with folder_lock(out_dir):  # a second writer is refused now, not after the filtering
+        size = input_path.stat().st_size
+        digest = hashlib.sha256()
+        with Tracker(f"reading {input_path.name}", total=size, kind="bytes") as tracker:
+            events = rsc15.read_clicks(input_path, progress=tracker.advance, digest=digest)
+        source = {"path": str(input_path), "bytes": size, "sha256": digest.hexdigest()}  # as formats.input_record
+        formats.check_raw_input(input_path, sha256=source["sha256"])
+        note("filtering (GRU4Rec RSC15 rules, PROTOCOLS.md section 3)")
+        result = rsc15.filter_sessions(events, log=lambda m: note(f"  {m}"))
+        note(TIME_NOTE)
+        del events
+        _write_filtered(out_dir, result, source)
+    return result.splits
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / formats.MANIFEST_FILE).unlink(missing_ok=True)
-    splits_info: dict[str, Any] = {}
-    for name in formats.RSC15_SPLITS:
-        ev = result.splits[name]
-        dest = out_dir / f"{name}.tsv"
-        with Tracker(f"writing {dest.name}", total=len(ev)) as tracker:
-            written = rsc15.write_events_tsv(dest, ev, progress=tracker.advance)
-        counts = result.counts[name]
-        splits_info[name] = {"path": dest.name, "sha256": written["sha256"], "bytes": written["bytes"], **counts}
-        say(f"{dest.name}: {_fmt(counts)}")
-    formats.write_manifest(
-        out_dir,
-        {
+
+def _write_filtered(out_dir: Path, result: rsc15.FilterResult, source: dict[str, Any]) -> None:
+    """The four tables and the manifest, as one unit (the earlier folder stays whole until all are written)."""
+    from ..datasets import rsc15
+
+    names = [f"{n}.tsv" for n in formats.RSC15_SPLITS]
+    with staged_files(out_dir, owns=names, replaces=formats.manifest_outputs(out_dir, "rsc15-filtered")) as stage:
+        splits_info: dict[str, Any] = {}
+        for name in formats.RSC15_SPLITS:
+            ev = result.splits[name]
+            dest = out_dir / f"{name}.tsv"
+            with Tracker(f"writing {dest.name}", total=len(ev)) as tracker:
+                written = rsc15.write_events_tsv(dest, ev, progress=tracker.advance, staged=stage.path(dest))
+            counts = result.counts[name]
+            splits_info[name] = {"path": dest.name, "sha256": written["sha256"], "bytes": written["bytes"], **counts}
+            say(f"{dest.name}: {_fmt(counts)}")
+        manifest = {
             "kind": "rsc15-filtered",
             "inputs": [source],
             "parameters": {
@@ -85,10 +93,9 @@ def _run_session_filter(input_path: Path, out_dir: Path, default_input: bool) ->
             },
             "steps": result.steps,
             "splits": splits_info,
-        },
-    )
+        }
+        stage.commit(formats.manifest_text(manifest))
     say(f"wrote {out_dir}/{{{','.join(formats.RSC15_SPLITS)}}}.tsv + {formats.MANIFEST_FILE}")
-    return result.splits
 
 
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -114,41 +121,44 @@ def _parse_splits(values: list[str] | None) -> list[str]:
 
 def _run_convert(
     out_dir: Path,
-    sources: dict[str, tuple[Path, dict[str, Any], rsc15.Events | None]],
+    sources: dict[str, tuple[Path, dict[str, Any] | None, rsc15.Events | None]],
 ) -> dict[str, rsc15.TokenLines]:
-    """Write ``<split>.txt`` for each (tsv path, tsv record, events or None to read the tsv)."""
+    """Write ``<split>.txt`` for each (tsv path, tsv record, events); with events None the table is
+    read, checked against the manifest of its folder, and its record made from what was read."""
     from ..datasets import rsc15
 
-    lines: dict[str, rsc15.TokenLines] = {}
-    records = []
-    for name, (tsv, record, events) in sources.items():
-        if events is None:
-            events = rsc15.read_events_tsv(tsv)
-        lines[name] = rsc15.sessions_from_events(events, out_dir / f"{name}.txt")
-        records.append(record)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / formats.MANIFEST_FILE).unlink(missing_ok=True)
-    splits_info: dict[str, Any] = {}
-    for name, seqs in lines.items():
-        dest = out_dir / f"{name}.txt"
-        with Tracker(f"writing {dest.name}", total=len(seqs.tokens)) as tracker:
-            written = rsc15.write_token_lines(dest, seqs, progress=tracker.advance)
-        seqs.path, seqs.record = dest, written
-        counts = seqs.counts()
-        splits_info[name] = {"path": dest.name, "sha256": written["sha256"], "bytes": written["bytes"], **counts}
-        say(f"{dest.name}: {counts['sessions']} sessions, {counts['events']} events, {counts['items']} items")
-    formats.write_manifest(
-        out_dir,
-        {
-            "kind": "rsc15-sessions",
-            "inputs": records,
-            "parameters": {
-                "format": "one session per line, raw item ids separated by single spaces",
-                "order": "sessions by SessionId; items by Time, ties in input order",
-            },
-            "splits": splits_info,
-        },
-    )
+    with folder_lock(out_dir):
+        lines: dict[str, rsc15.TokenLines] = {}
+        records = []
+        for name, (tsv, record, events) in sources.items():
+            if events is None:
+                digest = hashlib.sha256()
+                events = rsc15.read_events_tsv(tsv, digest=digest)
+                formats.check_input_file(tsv, sha256=digest.hexdigest(), make_with=FILTER_CMD)
+                record = {"path": str(tsv), "bytes": tsv.stat().st_size, "sha256": digest.hexdigest()}
+            lines[name] = rsc15.sessions_from_events(events, out_dir / f"{name}.txt")
+            records.append(record)
+        names = [f"{n}.txt" for n in lines]
+        with staged_files(out_dir, owns=names, replaces=formats.manifest_outputs(out_dir, "rsc15-sessions")) as stage:
+            splits_info: dict[str, Any] = {}
+            for name, seqs in lines.items():
+                dest = out_dir / f"{name}.txt"
+                with Tracker(f"writing {dest.name}", total=len(seqs.tokens)) as tracker:
+                    written = rsc15.write_token_lines(dest, seqs, progress=tracker.advance, staged=stage.path(dest))
+                seqs.path, seqs.record = dest, written
+                counts = seqs.counts()
+                splits_info[name] = {"path": dest.name, "sha256": written["sha256"], "bytes": written["bytes"], **counts}
+                say(f"{dest.name}: {counts['sessions']} sessions, {counts['events']} events, {counts['items']} items")
+            manifest = {
+                "kind": "rsc15-sessions",
+                "inputs": records,
+                "parameters": {
+                    "format": "one session per line, raw item ids separated by single spaces",
+                    "order": "sessions by SessionId; items by Time, ties in input order",
+                },
+                "splits": splits_info,
+            }
+            stage.commit(formats.manifest_text(manifest))
     say(f"wrote {out_dir}/{{{','.join(lines)}}}.txt + {formats.MANIFEST_FILE}")
     return lines
 
@@ -169,7 +179,6 @@ def _run_text2id(
             raise SeqrecError(
                 f"{inputs[split].path}: no {split} session keeps 2 or more items known to the training vocabulary"
             )
-    formats.write_vocab(vocab_file, result.vocab)
     splits = {k: result.splits[k].sequences for k in ("train", "valid", "test") if k in result.splits}
     counts: dict[str, Any] = {"items": len(result.vocab)}
     counts.update({k: result.splits[k].counts for k in splits})
@@ -188,6 +197,7 @@ def _run_text2id(
             "min_session_length": rsc15.MIN_TEST_SESSION_LENGTH,
         },
         counts=counts,
+        vocab=result.vocab,  # written with the data folder, as one unit: a failing run leaves the old vocabulary
     )
     say(f"vocabulary: {len(result.vocab)} items (from train, {result.order} order) -> {vocab_file}")
     tr = result.splits["train"].counts
@@ -251,15 +261,19 @@ def convert_format(
     table's order), separated by single spaces.
     """
     names = _parse_splits(splits)
-    sources: dict[str, Any] = {}
+    if in_dir.resolve() == out_dir.resolve():
+        raise SeqrecError(f"--out-dir {out_dir} is the --in-dir: give the session files a folder of their own")
+    manifest = formats.input_folder_state(in_dir, FILTER_CMD)  # a folder a killed run left is refused here
     for name in names:
         tsv = in_dir / f"{name}.tsv"
         if not tsv.is_file():
             raise MissingInputError(tsv, FILTER_CMD, what=f"{name} table")
-    for name in names:
-        tsv = in_dir / f"{name}.tsv"
-        sources[name] = (tsv, formats.input_record(tsv), None)
-    _run_convert(out_dir, sources)
+    if manifest is not None and manifest.get("kind") != "rsc15-filtered":
+        raise SeqrecError(
+            f"{in_dir / formats.MANIFEST_FILE} is a manifest of kind {manifest.get('kind')!r}, not of "
+            f"session-filter's tables (rsc15-filtered); give --in-dir the folder of {FILTER_CMD}"
+        )
+    _run_convert(out_dir, {name: (in_dir / f"{name}.tsv", None, None) for name in names})
 
 
 def text2id(
@@ -310,17 +324,19 @@ def text2id(
         if not path.is_file():
             hint = CONVERT_CMD if given[split] is None else None
             raise MissingInputError(path, hint, what=f"{split} sessions file")
-    inputs: dict[str, rsc15.TokenLines] = {}
-    for split, path in files.items():
-        inputs[split] = rsc15.read_token_lines(path)
-    records = [{"split": split, **formats.input_record(path)} for split, path in files.items()]
-    _run_text2id(
-        inputs,
-        records,
-        out_dir or formats.processed_dir(name),
-        vocab or formats.vocab_path(name),
-        name,
-    )
+    out_dir = out_dir or formats.processed_dir(name)
+    vocab = vocab or formats.vocab_path(name)
+    with folder_locks(out_dir, vocab):
+        for path in files.values():
+            formats.input_folder_state(path.parent, CONVERT_CMD)
+        inputs: dict[str, rsc15.TokenLines] = {}
+        records = []
+        for split, path in files.items():
+            inputs[split] = rsc15.read_token_lines(path)
+            record = formats.input_record(path)
+            formats.check_input_file(path, sha256=record["sha256"], make_with=CONVERT_CMD)
+            records.append({"split": split, **record})
+        _run_text2id(inputs, records, out_dir, vocab, name)
 
 
 def yoochoose(
@@ -346,6 +362,15 @@ def yoochoose(
     started = time.monotonic()
     filtered_dir = out_dir / "filtered"
     sessions_dir = out_dir / "sessions"
+    with folder_locks(out_dir, filtered_dir, sessions_dir, vocab):  # the whole pipeline is one writer
+        _yoochoose(input, out_dir, filtered_dir, sessions_dir, vocab, started)
+
+
+def _yoochoose(
+    input: Path | None, out_dir: Path, filtered_dir: Path, sessions_dir: Path, vocab: Path, started: float
+) -> None:
+    import time
+
     splits = _run_session_filter(input or formats.YOOCHOOSE_CLICKS, filtered_dir, default_input=input is None)
     manifest = formats.read_manifest(filtered_dir)
     sources = {}

@@ -1,18 +1,26 @@
 """Download, verify and extract a raw data set archive: the library behind ``seqrec download``.
 
-The order of work is what makes it safe to interrupt at any point:
+The order of work is what makes it safe to interrupt at any point (the destination folder is
+locked for the whole run: a second ``seqrec download`` into it is refused):
 
 1. fetch into ``<dest>/<archive>.part`` (resumed with an HTTP Range request when it exists;
    connection errors, timeouts and 5xx are retried with exponential back-off, each retry resuming
    from the bytes already written);
 2. verify it: the published MD5/SHA-256, or the one given with ``--checksum``, or (when none is
    known) the size the server announced; then check every archive member (no absolute paths, no
-   ``..``, no links or special files) *before* anything is extracted. A file that fails is deleted;
-3. rename it to ``<dest>/<archive>``;
-4. extract into a temporary folder beside the target and move the result into place;
-5. write ``<dest>/SOURCE.json`` last: it is the marker of a complete download.
+   ``..``, no links or special files) and the sizes it declares (no member larger than the data
+   set's file can be, no compression ratio beyond :data:`MAX_RATIO`) *before* anything is
+   extracted. A file that fails is deleted;
+3. extract only the member the pipeline reads into a temporary folder, decompressing and checking
+   every byte (CRC-32, LZMA stream): a corrupt archive is deleted (the next run fetches it anew),
+   never kept as downloaded;
+4. rename the archive to ``<dest>/<archive>`` and the extracted file into place;
+5. write ``<dest>/SOURCE.json`` last (with the SHA-256 of the extracted file): it is the marker of
+   a complete download.
 
-A folder with archive, extracted files and a SOURCE.json that still matches them is left alone.
+A folder with archive, extracted file and a SOURCE.json that still matches them is left alone.
+A full disk at any step is one :class:`~seqrec_cli.fileio.DiskFullError` saying what was kept
+(a verified ``.part`` is kept, so the next run extracts it without fetching it again).
 Nothing here prints results or exits: it returns a :class:`DownloadResult` and raises
 ``SeqrecError`` subclasses for everything a user can fix. Progress goes to stderr (Tracker, note).
 """
@@ -20,7 +28,6 @@ Nothing here prints results or exits: it returns a :class:`DownloadResult` and r
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -33,10 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..console import Tracker, note
+from ..console import Tracker, human_bytes, note
 from ..errors import BadInputError, ChecksumError, MissingInputError, SeqrecError
-from ..fileio import file_digests, replace_path, write_json
+from ..fileio import DiskFullError, file_digests, folder_lock, free_bytes, is_disk_full, replace_path, write_json
 from ..formats import SOURCE_FILE, now_iso, raw_dir
+from ..textio import read_json
 from .sources import Source, get_source
 
 DEFAULT_RETRIES = 4  # retries after the first attempt (connection errors, timeouts, 5xx)
@@ -48,6 +56,9 @@ PART_SUFFIX = ".part"  # the resumable download: <dest>/<archive>.part
 EXTRACT_PREFIX = ".extract."  # temporary extraction folders: <dest>/.extract.XXXX.tmp
 IMPORT_PREFIX = ".import."  # temporary copy of a --from-file archive: <dest>/.import.XXXX.tmp
 SOURCE_KIND = "raw-source"  # the "kind" field of SOURCE.json
+MAX_RATIO = 100  # a member may expand at most this many times (real data files: 4-8 times; zip bombs: 1000+)
+RATIO_FLOOR = 1 << 20  # bytes: smaller members are not held to MAX_RATIO (a tiny file of zeros is harmless)
+MAX_TOTAL_FACTOR = 4  # a 7z may declare at most this many times its source's max_bytes in all
 
 # values of SOURCE.json "verified_against"
 PUBLISHED, USER, CONTENT_LENGTH, NOT_VERIFIED = "published", "user", "content-length", "none"
@@ -247,11 +258,21 @@ def fetch(
                         stats.total = _int_header(resp.headers.get("Content-Length"))
                         mode = "wb"
                     part.parent.mkdir(parents=True, exist_ok=True)
-                    with open(part, mode) as fh, Tracker(label, stats.total, kind="bytes", completed=have) as bar:
-                        for chunk in resp.iter_content(NET_CHUNK):
-                            fh.write(chunk)
-                            stats.fetched += len(chunk)
-                            bar.advance(len(chunk))
+                    try:
+                        with open(part, mode) as fh, Tracker(label, stats.total, kind="bytes", completed=have) as bar:
+                            for chunk in resp.iter_content(NET_CHUNK):
+                                fh.write(chunk)
+                                stats.fetched += len(chunk)
+                                bar.advance(len(chunk))
+                    except OSError as exc:
+                        if not is_disk_full(exc):
+                            raise
+                        kept = part.stat().st_size if part.is_file() else 0
+                        raise DiskFullError(
+                            part,
+                            f"the {human_bytes(kept)} fetched so far are kept there: free space and run the same "
+                            "command again to resume",
+                        ) from exc
                     size = part.stat().st_size
                     if stats.total is not None and size < stats.total:
                         raise _Retry(f"connection closed after {size} of {stats.total} bytes")
@@ -292,8 +313,11 @@ def fetch(
 # ---------------------------------------------------------------- archive members
 @dataclass(frozen=True)
 class Member:
-    name: str  # as stored, "/"-separated
+    name: str  # "/"-separated, without a trailing "/"
     is_dir: bool
+    size: int | None = None  # uncompressed size the archive declares
+    packed: int | None = None  # compressed size (zip; None for members of a solid 7z block)
+    stored: str = ""  # the name exactly as stored (what the archive library is asked for)
 
 
 def _unsafe(name: str) -> str | None:
@@ -329,7 +353,9 @@ def list_members(path: Path, kind: str, label: str | Path | None = None) -> list
                     why = _unsafe(info.filename) or _file_type_problem(info.external_attr >> 16)
                     if why:
                         problems.append((info.filename, why))
-                    members.append(Member(info.filename.rstrip("/"), info.is_dir()))
+                    members.append(
+                        Member(info.filename.rstrip("/"), info.is_dir(), info.file_size, info.compress_size, info.filename)
+                    )
         except (zipfile.BadZipFile, EOFError) as exc:
             raise BadInputError(label, f"not a readable zip archive ({exc})") from None
     elif kind == "7z":
@@ -344,7 +370,8 @@ def list_members(path: Path, kind: str, label: str | Path | None = None) -> list
                     why = why or _file_type_problem(f.st_fmt)
                     if why:
                         problems.append((f.filename, why))
-                    members.append(Member(f.filename.rstrip("/"), bool(f.is_directory)))
+                    size = None if f.is_directory else int(f.uncompressed or 0)
+                    members.append(Member(f.filename.rstrip("/"), bool(f.is_directory), size, None, f.filename))
         except (py7zr.Bad7zFile, EOFError, KeyError, ValueError) as exc:
             raise BadInputError(label, f"not a readable 7z archive ({exc})") from None
     else:  # pragma: no cover - the registry only holds zip and 7z
@@ -384,34 +411,95 @@ def plan_extraction(label: str | Path, members: list[Member], source: Source) ->
     return prefix
 
 
-def extract(path: Path, kind: str, dest: Path, strip: str = "") -> list[dict[str, Any]]:
-    """Extract into a temporary folder in ``dest``, then move each top-level entry into place.
+def needed_members(members: list[Member], source: Source, strip: str) -> list[Member]:
+    """The members the pipeline reads (``source.member``, under the ``strip`` prefix): all that is extracted."""
+    want = strip + source.member
+    return [m for m in members if not m.is_dir and m.name.removeprefix("./") == want]
 
-    If extraction fails, the temporary folder is removed and ``dest`` is untouched. Returns the
-    extracted files (path relative to ``dest``, size), sorted.
+
+def check_bounds(label: str | Path, members: list[Member], wanted: list[Member], archive_bytes: int, source: Source) -> None:
+    """Refuse to extract what no real copy of the data set can be: a needed member larger than
+    ``source.max_bytes``, or data that expands more than :data:`MAX_RATIO` times (a zip member on
+    its own; a 7z, whose members share compressed blocks, as a whole). Raises BadInputError."""
+    for m in wanted:
+        if m.size is not None and m.size > source.max_bytes:
+            raise BadInputError(
+                label,
+                f"refusing to extract member {m.name!r}: it declares {human_bytes(m.size)}, more than any "
+                f"{source.name} {source.member} ({human_bytes(source.max_bytes)} at most); nothing was extracted",
+            )
+    if source.kind == "zip":
+        checks = [(m.name, m.size or 0, m.packed) for m in wanted]
+    else:
+        total = sum(m.size or 0 for m in members if not m.is_dir)
+        if total > MAX_TOTAL_FACTOR * source.max_bytes:
+            raise BadInputError(
+                label,
+                f"refusing to extract: the archive declares {human_bytes(total)} of content, more than any "
+                f"{source.name} archive holds; nothing was extracted",
+            )
+        checks = [(m.name, total, archive_bytes) for m in wanted]
+    for name, size, packed in checks:
+        ratio = size / max(packed or 0, 1)
+        if size > RATIO_FLOOR and ratio > MAX_RATIO:
+            raise BadInputError(
+                label,
+                f"refusing to extract member {name!r}: it would expand {ratio:,.0f} times "
+                f"({human_bytes(packed or 0)} to {human_bytes(size)}; data files expand at most {MAX_RATIO} times); "
+                "nothing was extracted",
+            )
+
+
+class CorruptArchiveError(Exception):
+    """Raised by :func:`extract_members` when the compressed data cannot be decoded (a reason)."""
+
+
+def extract_members(path: Path, kind: str, out: Path, wanted: list[Member]) -> None:
+    """Extract only ``wanted`` from the archive ``path`` into the folder ``out`` (names as stored).
+
+    Every byte is decompressed and checked (zip CRC-32, 7z CRC and LZMA stream); a failure is
+    :class:`CorruptArchiveError`. The output of a member is bounded by the size it declares (both
+    libraries stop there). A full disk is the ``OSError`` itself (the caller words it).
     """
-    dest.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=EXTRACT_PREFIX, suffix=".tmp", dir=dest))
+    import lzma
+    import zlib
+
     try:
         if kind == "zip":
             with zipfile.ZipFile(path) as zf:
-                zf.extractall(tmp)
+                for m in wanted:
+                    target = out / m.name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(m.stored or m.name) as src, open(target, "wb") as dst:
+                        while chunk := src.read(COPY_CHUNK):
+                            dst.write(chunk)
         else:
             import py7zr
 
             with py7zr.SevenZipFile(path, mode="r") as sz:
-                sz.extractall(path=tmp)
-        root = tmp / strip.rstrip("/") if strip else tmp
-        files = [
-            {"path": p.relative_to(root).as_posix(), "bytes": p.stat().st_size}
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.is_symlink()
-        ]
-        for entry in sorted(root.iterdir()):
-            replace_path(entry, dest / entry.name)
-        return files
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+                sz.extract(path=out, targets=[m.stored or m.name for m in wanted])
+            for m in wanted:
+                if not (out / m.name).is_file():
+                    raise CorruptArchiveError(f"{m.name} could not be extracted")
+    except CorruptArchiveError:
+        raise
+    except OSError as exc:
+        if exc.errno is not None:
+            raise  # a real I/O error (or a full disk): not the archive's fault
+        raise CorruptArchiveError(str(exc) or type(exc).__name__) from None  # bz2 reports bad data this way
+    except RuntimeError as exc:  # zipfile: an encrypted member
+        raise CorruptArchiveError(f"{exc}; seqrec reads unencrypted archives only") from None
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, NotImplementedError, ValueError, KeyError) as exc:
+        raise CorruptArchiveError(str(exc) or type(exc).__name__) from None
+    except Exception as exc:
+        import py7zr
+
+        if isinstance(exc, py7zr.exceptions.CrcError):
+            name = exc.args[2] if len(exc.args) > 2 and exc.args[2] else "a member"
+            raise CorruptArchiveError(f"CRC check failed for {name}") from None
+        if isinstance(exc, (py7zr.exceptions.ArchiveError, py7zr.PasswordRequired)):
+            raise CorruptArchiveError(str(exc) or type(exc).__name__) from None
+        raise
 
 
 # ---------------------------------------------------------------- the state of a destination folder
@@ -419,8 +507,8 @@ def read_source_record(dest: Path) -> dict[str, Any] | None:
     """The SOURCE.json of a raw folder, or None when absent or unreadable."""
     path = Path(dest) / SOURCE_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path, what="download record")
+    except (OSError, SeqrecError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -435,13 +523,16 @@ def _complete_record(source: Source, dest: Path, archive: Path) -> tuple[dict[st
             return record, "the archive is missing"
         if archive.stat().st_size != record["bytes"]:
             return record, f"{archive.name} changed size since SOURCE.json was written"
-        listed = {f["path"]: f["bytes"] for f in record["extracted"]}
+        listed = {f["path"]: f for f in record["extracted"]}
         if source.member not in listed:
             return record, f"SOURCE.json does not list {source.member}"
-        for rel, size in listed.items():
+        for rel, entry in listed.items():
             p = dest / rel
-            if not p.is_file() or p.stat().st_size != size:
+            if not p.is_file() or p.stat().st_size != entry["bytes"]:
                 return record, f"extracted file {p} is missing or changed"
+        member_sha = listed[source.member].get("sha256")
+        if member_sha is not None and file_digests(dest / source.member, ("sha256",))["sha256"] != member_sha:
+            return record, f"extracted file {dest / source.member} changed since SOURCE.json was written"
         if file_digests(archive, ("sha256",))["sha256"] != record["sha256"]:
             return record, f"{archive.name} no longer matches the sha256 in SOURCE.json"
     except (KeyError, TypeError, AttributeError):
@@ -478,7 +569,23 @@ def download(
     archive = dest / source.archive
     part = dest / (source.archive + PART_SUFFIX)
     fetch_url = url or source.url
+    with folder_lock(dest):  # one writer per folder: a second download into it is refused
+        return _download(source, dest, expected, src_file, archive, part, fetch_url, force, retries, retry_wait, timeout)
 
+
+def _download(
+    source: Source,
+    dest: Path,
+    expected: Expected | None,
+    src_file: Path | None,
+    archive: Path,
+    part: Path,
+    fetch_url: str,
+    force: bool,
+    retries: int,
+    retry_wait: float,
+    timeout: float,
+) -> DownloadResult:
     # 1. already complete? (a user --checksum / --from-file that differs from what is there: redo)
     record, why_not = _complete_record(source, dest, archive) if dest.is_dir() else (None, "")
     if not force and record is not None and not why_not:
@@ -558,24 +665,66 @@ def download(
 
     # 3. members checked before anything is extracted or renamed into place
     label = src_file if src_file is not None else (fetch_url if staged == part else archive)
+    kept_if_full = _kept_when_full(staged, src_file, part, archive)
     try:
         members = list_members(staged, source.kind, label)
         strip = plan_extraction(label, members, source)
+        wanted = needed_members(members, source, strip)
+        size = staged.stat().st_size
+        check_bounds(label, members, wanted, size, source)
     except SeqrecError:
         if staged != archive:
             staged.unlink(missing_ok=True)
         raise
-    size = staged.stat().st_size
-    (dest / SOURCE_FILE).unlink(missing_ok=True)  # from here on the folder is incomplete until step 5
-    if staged != archive:
-        os.replace(staged, archive)
+    need = sum(m.size or 0 for m in wanted)
+    free = free_bytes(dest)
+    if free is not None and need > free:
+        _drop_staged_import(staged, src_file)
+        raise DiskFullError(
+            dest / source.member, f"extracting it needs {human_bytes(need)}, {human_bytes(free)} are free; {kept_if_full}"
+        )
 
-    # 4. extraction, atomic per top-level entry
+    # 4. extraction into a temporary folder; a corrupt archive is deleted, never kept as downloaded
     if source.kind == "7z" or size > 50_000_000:
-        note(f"extracting {archive} ...")
-    files = extract(archive, source.kind, dest, strip)
+        note(f"extracting {label} ...")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=EXTRACT_PREFIX, suffix=".tmp", dir=dest))
+    except OSError as exc:
+        if is_disk_full(exc):
+            _drop_staged_import(staged, src_file)
+            raise DiskFullError(dest / source.member, f"nothing was extracted; {kept_if_full}") from exc
+        raise
+    try:
+        try:
+            extract_members(staged, source.kind, tmp, wanted)
+        except CorruptArchiveError as exc:
+            staged.unlink(missing_ok=True)
+            if staged == archive:
+                (dest / SOURCE_FILE).unlink(missing_ok=True)
+            raise BadInputError(label, f"corrupt archive ({exc}); {_corrupt_outcome(staged, src_file, part, archive)}") from None
+        except OSError as exc:
+            if is_disk_full(exc, dest):
+                _drop_staged_import(staged, src_file)
+                raise DiskFullError(dest / source.member, f"nothing was extracted; {kept_if_full}") from exc
+            _drop_staged_import(staged, src_file)
+            raise type(exc)(exc.errno, exc.strerror, str(dest / source.member)) from exc  # never the temporary name
+        files = []
+        for m in wanted:
+            extracted = tmp / m.name
+            rel = m.name.removeprefix("./").removeprefix(strip)
+            digests_of_member = file_digests(extracted, ("sha256",))
+            files.append({"path": rel, "bytes": extracted.stat().st_size, "sha256": digests_of_member["sha256"]})
+        # 5. the archive and the extracted files in place, the record last
+        (dest / SOURCE_FILE).unlink(missing_ok=True)  # from here on the folder is incomplete until the record
+        if staged != archive:
+            os.replace(staged, archive)
+        for m, f in zip(wanted, files):
+            target = dest / f["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            replace_path(tmp / m.name, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
-    # 5. the record, last
     record = {
         "kind": SOURCE_KIND,
         "dataset": source.name,
@@ -590,13 +739,39 @@ def download(
         "verified_with": verified_with,
         "member": source.member,
         "archive_prefix_stripped": strip,
-        "extracted": files,
+        "extracted": sorted(files, key=lambda f: f["path"]),
         "created": now_iso(),
         "seqrec_version": __version__,
     }
-    write_json(dest / SOURCE_FILE, record)
+    try:
+        write_json(dest / SOURCE_FILE, record)
+    except DiskFullError as exc:
+        raise DiskFullError(
+            exc.path, f"{archive} and {dest / source.member} are in place but not recorded; free space and run again (nothing is fetched again)"
+        ) from exc
     result.record = record
     return result
+
+
+def _kept_when_full(staged: Path, src_file: Path | None, part: Path, archive: Path) -> str:
+    if src_file is not None:
+        return "nothing was imported; free space and run again"
+    if staged == part:
+        return f"the verified download is kept in {part}: free space and run again (it is extracted without fetching it again)"
+    return f"{archive} is kept: free space and run again"
+
+
+def _drop_staged_import(staged: Path, src_file: Path | None) -> None:
+    if src_file is not None:
+        staged.unlink(missing_ok=True)  # the user still has the file
+
+
+def _corrupt_outcome(staged: Path, src_file: Path | None, part: Path, archive: Path) -> str:
+    if src_file is not None:
+        return "nothing was imported or extracted"
+    if staged == part:
+        return "nothing was extracted and the download was deleted: run again to fetch it anew (or give another mirror with --url)"
+    return f"nothing was extracted and {archive} was deleted: run again to fetch it anew"
 
 
 def _reusable(archive: Path, expected: Expected | None, record: dict[str, Any] | None) -> bool:
@@ -621,8 +796,13 @@ def _verify_or_delete(
 
 def _import_file(src: Path, dest: Path, source: Source) -> tuple[Path, dict[str, str]]:
     """Copy ``src`` to a temporary file in ``dest``, hashing it on the way."""
-    dest.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=IMPORT_PREFIX, suffix=".tmp", dir=dest)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=IMPORT_PREFIX, suffix=".tmp", dir=dest)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(dest / source.archive, "nothing was imported; free space and run again") from exc
+        raise
     tmp = Path(tmp_name)
     hashers = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}
     try:
@@ -637,8 +817,11 @@ def _import_file(src: Path, dest: Path, source: Source) -> tuple[Path, dict[str,
                 for h in hashers.values():
                     h.update(chunk)
                 bar.advance(len(chunk))
-    except BaseException:
+    except BaseException as exc:
+        full = isinstance(exc, OSError) and is_disk_full(exc)
         tmp.unlink(missing_ok=True)
+        if full:
+            raise DiskFullError(dest / source.archive, "nothing was imported; free space and run again") from exc
         raise
     return tmp, {k: h.hexdigest() for k, h in hashers.items()}
 

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadInputError, MissingInputError, SeqrecError
-from ..formats import Sequences, input_record, save_processed, write_vocab
+from ..formats import Sequences, input_record, save_processed
 from . import ml1m, rsc15
 from .table import IdCoder, Interactions
 
@@ -895,13 +895,13 @@ def _session_time(
                 where, f"no {split} session keeps 2 or more items known to the vocabulary of {train_name} (the training split)"
             )
     splits = {k: mapped.splits[k].sequences for k in ("train", "valid", "test") if k in mapped.splits}
-    write_vocab(vocab_file, mapped.vocab)
     day = DAY_MS
     save_processed(
         out_dir,
         dataset=name,
         eval_target="all",
         vocab_file=vocab_file,
+        vocab=mapped.vocab,  # written with the data folder, as one unit
         splits=splits,
         inputs=[result.source.record()],
         params={

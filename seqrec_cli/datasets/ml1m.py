@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadInputError
-from ..formats import Sequences, input_record, save_processed, write_vocab
+from ..formats import Sequences, check_raw_input, input_record, save_processed
+from ..textio import read_text
 from .table import Interactions, encode_ids
 
 FIELDS = ("UserID", "MovieID", "Rating", "Timestamp")
@@ -70,15 +71,13 @@ _INT = re.compile(r"[0-9]{1,18}")  # a non-negative int64 written plainly (no si
 
 
 def read_ratings(path: Path) -> Interactions:
-    """Parse ``UserID::MovieID::Rating::Timestamp`` lines (Latin-1, CRLF and BOM tolerated).
+    """Parse ``UserID::MovieID::Rating::Timestamp`` lines, read with the text reader as Latin-1
+    (:mod:`seqrec_cli.textio`: BOM, LF/CRLF/lone-CR line ends, trailing blank lines ignored).
 
     Every field must be plain digits. UserID and MovieID are kept as written (``0042`` and ``42``
     are two movies); the Timestamp is read as an integer. Rows stay in file order.
     """
-    raw = Path(path).read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    text = raw.decode("latin-1").replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    text = read_text(path, encoding="latin-1", what="ratings file").removesuffix("\n")
     if not text.strip():
         raise BadInputError(path, "empty file: no ratings")
     try:
@@ -209,9 +208,9 @@ def save_leave_one_out(
     params: dict[str, Any],
     counts: dict[str, Any],
 ) -> None:
-    """Split (train / valid / test) and write the vocabulary and the processed folder (users.txt included)."""
+    """Split (train / valid / test) and write the processed folder (users.txt included) and the
+    vocabulary as one unit (``formats.save_processed``)."""
     splits = leave_one_out(loo.full)
-    write_vocab(vocab_file, loo.vocab)
     save_processed(
         out_dir,
         dataset=name,
@@ -222,6 +221,7 @@ def save_leave_one_out(
         inputs=inputs,
         params=params,
         counts=counts,
+        vocab=loo.vocab,  # written with the data folder, as one unit: a failing run leaves the old vocabulary
     )
 
 
@@ -232,6 +232,7 @@ def preprocess_ml1m(
     params: LeaveOneOutParams = LeaveOneOutParams(),
     name: str = "ml-1m",
 ) -> Ml1mResult:
+    check_raw_input(ratings)  # a ratings.dat extracted by seqrec download: checked against its SOURCE.json
     loo = build_sequences(read_ratings(ratings), params)
     check_not_empty(loo, ratings)
     full = loo.full

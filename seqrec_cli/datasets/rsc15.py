@@ -21,6 +21,7 @@ matter, and integer milliseconds make the 86,400 s split boundary exact).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -35,6 +36,7 @@ import pandas as pd
 
 from ..errors import BadInputError, SeqrecError
 from ..fileio import atomic_path
+from ..textio import iter_line_blocks, read_text_bytes
 
 # ---------------------------------------------------------------- the official rules (PROTOCOLS.md section 3)
 MIN_SESSION_LENGTH = 2  # steps 2 and 4: a session needs more than 1 event (>= 2)
@@ -103,13 +105,12 @@ def _n_distinct(values: np.ndarray) -> int:
 
 
 # ---------------------------------------------------------------- reading raw clicks
-_BOM = b"\xef\xbb\xbf"
 _ID = rb"[0-9]{1,18}"  # a non-negative int64 written plainly
 # ISO-8601 as YOOCHOOSE writes it, fraction and zone optional (no zone = UTC); pandas checks the calendar
 _TIMESTAMP = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
-_CLICK = _ID + b"," + _TIMESTAMP + b"," + _ID + rb",[^,\r\n]*"  # SessionId,Timestamp,ItemId,Category
-# the newline before the first line that is neither a click nor blank (CR only in a CRLF line end)
-_BAD_LINE = re.compile(rb"\n(?!(?:" + _CLICK + rb")?\r?(?:\n|\Z))")
+_CLICK = _ID + b"," + _TIMESTAMP + b"," + _ID + rb",[^,\n]*"  # SessionId,Timestamp,ItemId,Category
+# the newline before the first line that is neither a click nor blank (line ends are LF by now)
+_BAD_LINE = re.compile(rb"\n(?!(?:" + _CLICK + rb")?(?:\n|\Z))")
 
 
 def read_clicks(path: Path | str, progress: Progress = _noop, digest: Any = None) -> Events:
@@ -118,13 +119,15 @@ def read_clicks(path: Path | str, progress: Progress = _noop, digest: Any = None
     Fields: ``SessionId,Timestamp,ItemId,Category``; the category is ignored. Session and item ids
     must be non-negative integers; timestamps ISO-8601 (``2014-04-07T10:51:09.277Z``; ``T`` or a
     space, fraction and zone optional, no zone = UTC). CRLF line ends and a UTF-8 BOM are
-    accepted, blank lines are skipped. The first bad line raises :class:`BadInputError` with its line number.
-    ``progress`` is called with bytes read; ``digest`` (a hashlib object), if given, is updated
-    with every byte of the file.
+    accepted (read with :func:`seqrec_cli.textio.iter_line_blocks`: UTF-8, BOM, LF/CRLF/lone-CR line
+    ends), blank lines are skipped anywhere (a click's line carries no meaning of its own). The
+    first bad line raises :class:`BadInputError` with its line number. ``progress`` is called with
+    bytes read; ``digest`` (a hashlib object), if given, is updated with every byte of the file.
     """
     path = Path(path)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for first_line, block in _line_blocks(path, progress, digest):
+    blocks = iter_line_blocks(path, block=READ_BLOCK, progress=progress, digest=digest, what="clicks file")
+    for first_line, block in blocks:
         bad = _BAD_LINE.search(b"\n" + block)
         good = block if bad is None else block[: bad.start()]
         table = pd.read_csv(
@@ -155,31 +158,6 @@ def read_clicks(path: Path | str, progress: Progress = _noop, digest: Any = None
     return Events(session, item, time).sorted()
 
 
-def _line_blocks(path: Path, progress: Progress, digest: Any) -> Iterator[tuple[int, bytes]]:
-    """The file (less a leading BOM) in blocks of whole lines, each with the number of its first line."""
-    line_no = 1
-    with open(path, "rb") as fh:
-
-        def read(size: int) -> bytes:
-            data = fh.read(size)
-            progress(len(data))
-            if digest is not None:
-                digest.update(data)
-            return data
-
-        rest = read(len(_BOM))
-        rest = b"" if rest == _BOM else rest
-        while chunk := read(READ_BLOCK):
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1
-            block, rest = data[:cut], data[cut:]
-            if block:
-                yield line_no, block
-                line_no += block.count(b"\n")
-    if rest:  # the last line, without its newline
-        yield line_no, rest + b"\n"
-
-
 def _parse_times(text: pd.Series) -> pd.Series:
     """ISO-8601 text -> UTC datetimes (no zone = UTC); NaT where unreadable."""
     return pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
@@ -187,7 +165,7 @@ def _parse_times(text: pd.Series) -> pd.Series:
 
 def _nonblank_lines(block: bytes) -> list[int]:
     """0-based line numbers of the non-blank lines of a block (the rows pandas reads)."""
-    return [k for k, line in enumerate(block.split(b"\n")) if line.removesuffix(b"\r")]
+    return [k for k, line in enumerate(block.split(b"\n")) if line]
 
 
 def _bad_timestamp(text: str) -> str:
@@ -196,7 +174,7 @@ def _bad_timestamp(text: str) -> str:
 
 def _click_problem(line: bytes) -> str:
     """What is wrong with a line that is neither a click nor blank."""
-    fields = line.removesuffix(b"\r").split(b",")
+    fields = line.split(b",")
     if len(fields) != 4:
         return f"expected 4 comma-separated fields ({CLICK_FIELDS}), found {len(fields)}"
     session, timestamp, item, _ = (f.decode("utf-8", errors="replace") for f in fields)
@@ -206,7 +184,7 @@ def _click_problem(line: bytes) -> str:
         return _bad_timestamp(timestamp)
     if not re.fullmatch(_ID, fields[2]):
         return f"ItemId is not a non-negative integer: {item!r}"
-    return "carriage return inside the line (line ends must be LF or CRLF)"
+    return "unreadable line"  # pragma: no cover - the checks above name every way a line can fail
 
 
 # ---------------------------------------------------------------- the filter (PROTOCOLS.md section 3, steps 2-7)
@@ -369,20 +347,27 @@ def _time_split(
 
 
 # ---------------------------------------------------------------- writing text
-def _write_text(dest: Path, chunks: Iterable[str]) -> dict[str, Any]:
-    """Write text atomically (renamed into place when complete); returns path, bytes, sha256."""
+def _write_text(dest: Path, chunks: Iterable[str], staged: Path | None = None) -> dict[str, Any]:
+    """Write text atomically (renamed into place when complete), or into ``staged`` (a temporary
+    path of :func:`seqrec_cli.fileio.staged_files`, put in place by its commit); returns the
+    record of ``dest``: path, bytes, sha256."""
     sha, size = hashlib.sha256(), 0
-    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
-        for text in chunks:
-            data = text.encode("utf-8")
-            sha.update(data)
-            fh.write(data)
-            size += len(data)
+    with contextlib.ExitStack() as stack:
+        target = staged if staged is not None else stack.enter_context(atomic_path(dest))
+        with open(target, "wb") as fh:
+            for text in chunks:
+                data = text.encode("utf-8")
+                sha.update(data)
+                fh.write(data)
+                size += len(data)
     return {"path": str(dest), "bytes": size, "sha256": sha.hexdigest()}
 
 
-def write_events_tsv(path: Path | str, ev: Events, progress: Progress = _noop) -> dict[str, Any]:
-    """Write ``SessionId<TAB>ItemId<TAB>Time`` (Time in seconds with 3 decimals) atomically.
+def write_events_tsv(
+    path: Path | str, ev: Events, progress: Progress = _noop, staged: Path | None = None
+) -> dict[str, Any]:
+    """Write ``SessionId<TAB>ItemId<TAB>Time`` (Time in seconds with 3 decimals) atomically (or
+    into ``staged``, see :func:`_write_text`).
 
     ``%.3f`` of milliseconds / 1000 is exact: the float is within 1e-6 s of the true value.
     """
@@ -395,73 +380,91 @@ def write_events_tsv(path: Path | str, ev: Events, progress: Progress = _noop) -
             yield "".join(map("%d\t%d\t%.3f\n".__mod__, rows))
             progress(z - a)
 
-    return _write_text(Path(path), chunks())
+    return _write_text(Path(path), chunks(), staged)
 
 
 # ---------------------------------------------------------------- reading filtered tables
-def read_events_tsv(path: Path | str) -> Events:
+def read_events_tsv(path: Path | str, digest: Any = None) -> Events:
     """Read a ``SessionId<TAB>ItemId<TAB>Time`` table (header required; other columns ignored).
 
-    The result is sorted by session id, then time (ties keep the file order).
+    Read a block at a time with :func:`seqrec_cli.textio.iter_line_blocks` (UTF-8, BOM, any line
+    ends); blank lines are skipped. The result is sorted by session id, then time (ties keep the
+    file order). The first bad line raises :class:`BadInputError` with its line number.
+    ``digest`` (a hashlib object), if given, is updated with every byte of the file.
     """
     path = Path(path)
-    with open(path, "rb") as fh:
-        head = fh.readline()
+    header: list[str] | None = None
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for first_line, block in iter_line_blocks(path, block=READ_BLOCK, digest=digest, what="table"):
+        if header is None:
+            head, _, block = block.partition(b"\n")
+            header = _tsv_header(path, head)
+            first_line += 1
+        if not block.strip():
+            continue
+        try:
+            df = pd.read_csv(
+                io.BytesIO(block),
+                sep="\t",
+                header=None,
+                names=header,
+                usecols=list(TSV_HEADER),
+                dtype={"SessionId": np.int64, "ItemId": np.int64, "Time": np.float64},
+                engine="c",
+                quoting=csv.QUOTE_NONE,
+            )
+            if not np.isfinite(df["Time"]).all() or (df["SessionId"] < 0).any() or (df["ItemId"] < 0).any():
+                raise ValueError("negative id or non-finite time")
+        except (ValueError, OverflowError, pd.errors.ParserError) as exc:
+            _raise_first_bad_tsv_line(path, header, block, first_line, exc)
+            raise  # pragma: no cover - the scan raises
+        time_ms = np.rint(df["Time"].to_numpy() * 1000).astype(np.int64)
+        parts.append((df["SessionId"].to_numpy(), df["ItemId"].to_numpy(), time_ms))
+    if header is None:
+        raise BadInputError(path, "empty file (expected the header SessionId<TAB>ItemId<TAB>Time)", line=1)
+    if not parts:
+        return Events(*(np.zeros(0, dtype=np.int64) for _ in range(3)), ordered=True)
+    session, item, time = (np.concatenate(column) for column in zip(*parts))
+    return Events(session, item, time).sorted()
+
+
+def _tsv_header(path: Path, head: bytes) -> list[str]:
     if not head.strip():
         raise BadInputError(path, "empty file (expected the header SessionId<TAB>ItemId<TAB>Time)", line=1)
-    header = head.decode("utf-8-sig", errors="replace").rstrip("\r\n").split("\t")
+    header = head.decode("utf-8").split("\t")
     missing = [c for c in TSV_HEADER if c not in header]
     if missing:
         raise BadInputError(
             path, f"header must name SessionId, ItemId and Time (tab-separated); missing {', '.join(missing)}", line=1
         )
-    try:
-        df = pd.read_csv(
-            path,
-            sep="\t",
-            usecols=list(TSV_HEADER),
-            dtype={"SessionId": np.int64, "ItemId": np.int64, "Time": np.float64},
-            engine="c",
-            encoding="utf-8-sig",
-        )
-        if not np.isfinite(df["Time"]).all() or (df["SessionId"] < 0).any() or (df["ItemId"] < 0).any():
-            raise ValueError("negative id or non-finite time")
-    except (ValueError, OverflowError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        _raise_first_bad_tsv_line(path, header, exc)
-        raise  # pragma: no cover - the scan raises
-    time_ms = np.rint(df["Time"].to_numpy() * 1000).astype(np.int64)
-    return Events(df["SessionId"].to_numpy(), df["ItemId"].to_numpy(), time_ms).sorted()
+    if len(set(header)) != len(header):
+        raise BadInputError(path, "header names a column twice", line=1)
+    return header
 
 
 _INT_RE = re.compile(r"\+?\d+")
 
 
-def _raise_first_bad_tsv_line(path: Path, header: list[str], exc: Exception) -> None:
-    """The error path of :func:`read_events_tsv`: find the first bad line and say what is wrong."""
+def _raise_first_bad_tsv_line(path: Path, header: list[str], block: bytes, first_line: int, exc: Exception) -> None:
+    """The error path of :func:`read_events_tsv`: find the first bad line of a block and say what is wrong."""
     cols = {name: header.index(name) for name in TSV_HEADER}
-    with open(path, "rb") as fh:
-        next(fh)  # the header
-        for no, raw in enumerate(fh, start=2):
-            line = raw.rstrip(b"\n").rstrip(b"\r")
-            if not line:
-                continue
-            try:
-                fields = line.decode("utf-8").split("\t")
-            except UnicodeDecodeError:
-                raise BadInputError(path, "not UTF-8 text", line=no) from None
-            if len(fields) != len(header):
-                raise BadInputError(path, f"expected {len(header)} tab-separated fields, found {len(fields)}", line=no)
-            for name in ("SessionId", "ItemId"):
-                v = fields[cols[name]]
-                if not _INT_RE.fullmatch(v.strip()) or int(v) >= 2**63:
-                    raise BadInputError(path, f"{name} is not a non-negative integer: {v!r}", line=no)
-            v = fields[cols["Time"]]
-            try:
-                ok = np.isfinite(float(v))
-            except ValueError:
-                ok = False
-            if not ok:
-                raise BadInputError(path, f"Time is not a number of seconds: {v!r}", line=no)
+    for no, raw in enumerate(block.split(b"\n"), start=first_line):
+        if not raw:
+            continue
+        fields = raw.decode("utf-8").split("\t")
+        if len(fields) != len(header):
+            raise BadInputError(path, f"expected {len(header)} tab-separated fields, found {len(fields)}", line=no)
+        for name in ("SessionId", "ItemId"):
+            v = fields[cols[name]]
+            if not _INT_RE.fullmatch(v.strip()) or int(v) >= 2**63:
+                raise BadInputError(path, f"{name} is not a non-negative integer: {v!r}", line=no)
+        v = fields[cols["Time"]]
+        try:
+            ok = np.isfinite(float(v))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise BadInputError(path, f"Time is not a number of seconds: {v!r}", line=no)
     raise BadInputError(path, f"cannot read the table ({exc})")
 
 
@@ -505,8 +508,11 @@ def sessions_from_events(ev: Events, path: Path | None = None) -> TokenLines:
     return TokenLines(ev.item, np.append(ev.session_starts(), len(ev)), path)
 
 
-def write_token_lines(path: Path | str, lines: TokenLines, progress: Progress = _noop) -> dict[str, Any]:
-    """Write one line per sequence, tokens separated by single spaces, atomically."""
+def write_token_lines(
+    path: Path | str, lines: TokenLines, progress: Progress = _noop, staged: Path | None = None
+) -> dict[str, Any]:
+    """Write one line per sequence, tokens separated by single spaces, atomically (or into
+    ``staged``, see :func:`_write_text`)."""
     separator = np.full(len(lines.tokens), " ", dtype=object)
     separator[lines.offsets[1:] - 1] = "\n"  # after the last token of each line
 
@@ -517,16 +523,16 @@ def write_token_lines(path: Path | str, lines: TokenLines, progress: Progress = 
             yield "".join(words + separator[a:z])
             progress(z - a)
 
-    return _write_text(Path(path), chunks())
+    return _write_text(Path(path), chunks(), staged)
 
 
 def read_token_lines(path: Path | str) -> TokenLines:
-    """Read one sequence per line (whitespace-separated tokens). Blank lines are errors.
-
-    CRLF line ends and a UTF-8 BOM are accepted.
+    """Read one sequence per line (whitespace-separated tokens) with the text reader
+    (:mod:`seqrec_cli.textio`: UTF-8, BOM, LF/CRLF/lone-CR line ends, trailing blank lines
+    ignored). A blank line before the last is an error at its line.
     """
     path = Path(path)
-    data = path.read_bytes().removeprefix(_BOM)
+    data = read_text_bytes(path, what="sessions file")
     if not data.strip():
         raise BadInputError(path, "empty file (no sessions)", line=1)
     lines = data.removesuffix(b"\n").split(b"\n")
@@ -544,10 +550,6 @@ def read_token_lines(path: Path | str) -> TokenLines:
     except (ValueError, OverflowError):
         is_int = False
     if not is_int:
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadInputError(path, "not UTF-8 text", line=data.count(b"\n", 0, exc.start) + 1) from None
         tokens = np.array([w.decode("utf-8") for w in data.split()], dtype=object)
     return TokenLines(tokens, offsets, path)
 

@@ -24,9 +24,10 @@ class Source:
     md5: str | None  # published MD5 (lower-case hex), None when none is published
     sha256: str | None  # published SHA-256 (lower-case hex), None when none is published
     kind: str  # how to extract: "zip" (zipfile) or "7z" (py7zr)
-    member: str  # the file the pipeline reads, relative to data/raw/<name>/ after extraction
+    member: str  # the file the pipeline reads, relative to data/raw/<name>/ after extraction: the only one extracted
     description: str  # one line for help texts and messages
     next_step: str  # the command to run after the download
+    max_bytes: int = 4 << 30  # the largest ``member`` can be (about 10x the real one); a larger declared size is refused
 
     @property
     def has_checksum(self) -> bool:
@@ -42,6 +43,7 @@ SOURCES: dict[str, Source] = {
         sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
         kind="zip",
         member="ml-1m/ratings.dat",
+        max_bytes=256 << 20,  # the real ratings.dat: 24.6 MB
         description="MovieLens 1M: 1,000,209 ratings of 3,706 movies by 6,040 users (5.9 MB zip)",
         next_step="seqrec preprocess ml-1m",
     ),
@@ -55,6 +57,7 @@ SOURCES: dict[str, Source] = {
         member="ml-100k/u.data",
         description="MovieLens 100K: 100,000 ratings of 1,682 movies by 943 users (4.9 MB zip)",
         next_step="seqrec preprocess ml-100k",
+        max_bytes=64 << 20,  # the real u.data: 2.0 MB
     ),
     "ml-20m": Source(
         name="ml-20m",
@@ -66,6 +69,7 @@ SOURCES: dict[str, Source] = {
         member="ml-20m/ratings.csv",
         description="MovieLens 20M: 20,000,263 ratings of 26,744 movies by 138,493 users (190 MB zip)",
         next_step="seqrec preprocess ml-20m",
+        max_bytes=8 << 30,  # the real ratings.csv: 533 MB
     ),
     "yoochoose": Source(
         name="yoochoose",
@@ -75,6 +79,7 @@ SOURCES: dict[str, Source] = {
         sha256=None,
         kind="7z",
         member="yoochoose-clicks.dat",
+        max_bytes=16 << 30,  # the real yoochoose-clicks.dat: 1.49 GB
         description="YOOCHOOSE (RecSys Challenge 2015): ~33M clicks in ~9M sessions (several hundred MB 7z)",
         next_step="seqrec preprocess yoochoose",
     ),
