@@ -131,22 +131,16 @@ def save_checkpoint(
     import torch
 
     dest = formats.checkpoint_dir(model_dir, config.epoch)
-    try:
-        with atomic_dir(dest) as tmp:
-            files = {formats.WEIGHTS_FILE: state_dict}
-            if train_state is not None:
-                files[formats.STATE_FILE] = train_state
-            for name, obj in files.items():
-                torch.save(obj, tmp / name)
-                config.files[name] = sha256_file(tmp / name)
-            (tmp / formats.CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n", encoding="utf-8")
-    except (RuntimeError, OSError) as exc:
-        text = str(exc)
-        if getattr(exc, "errno", None) == 28 or "No space left" in text or "unexpected pos" in text or "iostream" in text:
-            kept = list_epochs(model_dir)
-            have = f"; kept the earlier checkpoints (epochs {kept[0]}..{kept[-1]})" if kept else ""
-            raise SeqrecError(f"{dest}: No space left on device{have}") from None
-        raise
+    kept = list_epochs(model_dir)
+    note = f"the checkpoints of earlier epochs ({kept[0]}..{kept[-1]}) are kept" if kept else "no checkpoint was written"
+    with atomic_dir(dest, kept=note) as tmp:  # a full disk: DiskFullError naming dest, nothing left behind
+        files = {formats.WEIGHTS_FILE: state_dict}
+        if train_state is not None:
+            files[formats.STATE_FILE] = train_state
+        for name, obj in files.items():
+            torch.save(obj, tmp / name)
+            config.files[name] = sha256_file(tmp / name)
+        (tmp / formats.CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n", encoding="utf-8")
     return dest
 
 

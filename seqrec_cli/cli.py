@@ -25,7 +25,7 @@ _debug = {"on": bool(os.environ.get("SEQREC_DEBUG"))}
 
 
 class SeqrecGroup(TyperGroup):
-    """The root group: catches SeqrecError (and OS errors) once for every command."""
+    """The root group: catches SeqrecError (and OS errors, and Ctrl-C) once for every command."""
 
     def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
@@ -36,6 +36,15 @@ class SeqrecGroup(TyperGroup):
             msg = str(exc) if isinstance(exc, SeqrecError) else _os_error_text(exc)
             typer.echo(f"Error: {msg}", err=True)
             ctx.exit(1)
+        except KeyboardInterrupt:
+            if _debug["on"]:
+                raise
+            typer.echo(
+                "Error: interrupted; every file written so far is whole (a training run continues with --resume, "
+                "a download resumes on the next run)",
+                err=True,
+            )
+            ctx.exit(130)
 
 
 def _os_error_text(exc: OSError) -> str:

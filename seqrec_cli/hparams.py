@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import math
 import typing
 from collections.abc import Iterable, Mapping
@@ -216,24 +215,11 @@ def to_json(cfg: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- files
 def read_json_file(path: Path | str, what: str = "JSON file") -> Any:
-    """Parse a JSON file; a missing file, bad encoding or bad JSON is one error naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(path, f"{what} not found")
-    try:  # TODO: the shared text reader (line of an undecodable byte)
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadInputError(path, f"not UTF-8 text (byte {exc.start})") from None
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise BadInputError(path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
-    except ValueError as exc:
-        raise BadInputError(path, str(exc)) from None
+    """Parse a JSON file with the shared text reader (``textio.read_json``): a missing file, an
+    undecodable byte, bad JSON, NaN/Infinity or a repeated key is one error naming the file."""
+    from .textio import read_json
 
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+    return read_json(path, what=what)
 
 
 def values_from_file(

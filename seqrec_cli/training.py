@@ -29,7 +29,7 @@ from . import checkpoint as ckpt
 from .console import Tracker, note, say
 from .errors import MismatchError, SeqrecError
 from .evaluation import EvalSpec, check_filter_seen, metric_key
-from .fileio import atomic_path
+from .fileio import atomic_path, folder_lock
 from .models.base import SequentialRecommender, autocast, autocast_dtype, to_device
 from .models.spec import RESUMABLE, ModelEntry
 from .scoring import evaluate_model
@@ -195,6 +195,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict[str, Any]:
+        """Train (or resume) into ``run.model_dir``, holding its lock: a second writer is refused."""
+        with folder_lock(self.run.model_dir):
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         model, tc, run = self.model, self.tc, self.run
         data_ref = self.info["data"]
         wanted = ckpt.RunRecord(self.entry.name, data_ref.dataset, data_ref.train_dir, data_ref.data_fingerprint)

@@ -170,7 +170,7 @@ def test_cli_heads_not_dividing_hidden_size(runner, workdir):
 
 
 def test_bert_json_missing_or_not_json(runner, workdir):
-    assert "nope.json: config file not found" in error_line(train_with_config(runner, "nope.json"))
+    assert error_line(train_with_config(runner, "nope.json")) == "Error: config file not found: nope.json"
     (workdir / "bad.json").write_text('{"hidden_size": 64,\n', encoding="utf-8")
     assert re.search(r"bad\.json:\d+: not valid JSON", error_line(train_with_config(runner, "bad.json")))
 

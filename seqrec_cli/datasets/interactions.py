@@ -868,6 +868,7 @@ def _session_time(
     events = rsc15.Events(table.user, table.item, table.time)
     try:
         filtered = rsc15.filter_sessions(events, log or (lambda _: None), params)
+        rsc15.check_train_tr(filtered, params)  # with --valid-days the model trains on train_tr
     except rsc15.EmptyResultError as exc:
         raise BadInputError(where, f"{exc} ({_empty_hint(str(exc))})") from None
     del events

@@ -235,8 +235,8 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
     train_full the same way (with its own tmax, ``valid_window_ms``; skipped when 0) into
     ``train_tr`` and ``train_valid``. Every split comes out sorted by session id, then time (ties
     in input order). A rule of steps 2-4 that leaves no event, or a split that leaves train_full
-    (train_tr) empty, raises :class:`EmptyResultError` naming it; an empty held-out split is the
-    caller's to judge (``steps`` says what each rule dropped).
+    empty, raises :class:`EmptyResultError` naming it; an empty train_tr or held-out split is the
+    caller's to judge (:func:`check_train_tr`; ``steps`` says what each rule dropped).
     """
     ev = events.sorted()
     lengths = _run_lengths(ev.session_starts(), len(ev))
@@ -295,8 +295,6 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
             f"train_valid: {info['unknown_events_dropped']} events with items not in train_tr dropped, "
             f"then {info['short_sessions_dropped']} sessions under {min_len} events"
         )
-        if len(train_tr) == 0:
-            raise EmptyResultError(f"every train_full session ends in its final {window}: nothing left for train_tr")
         splits["train_tr"] = (train_tr, tr_codes)
         splits["train_valid"] = (valid, valid_codes)
     counts = {
@@ -304,6 +302,13 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
         for name, (e, c) in splits.items()
     }
     return FilterResult({name: e for name, (e, _) in splits.items()}, counts, steps)
+
+
+def check_train_tr(result: FilterResult, params: SessionSplitParams) -> None:
+    """Raise :class:`EmptyResultError` when step 7 left train_tr empty (for a caller that trains on it)."""
+    if "train_tr" in result.splits and len(result.splits["train_tr"]) == 0:
+        window = _window_text(params.valid_window_ms)
+        raise EmptyResultError(f"every train_full session ends in its final {window}: nothing left for train_tr")
 
 
 def _time_split(
