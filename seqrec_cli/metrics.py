@@ -1,6 +1,6 @@
 """Ranking metrics: pure functions over score matrices and target indices, one tie policy.
 
-Ranks are pessimistic (PROTOCOLS.md §4): rank = 1 + the number of *other* candidates whose score
+Ranks are pessimistic (docs/protocols.md §4): rank = 1 + the number of *other* candidates whose score
 is >= the target's, so a model that scores everything equal gets the worst rank, not the best.
 Candidates that must never be recommended (padding, [MASK], filtered items) carry score -inf;
 a NaN target score counts as the worst rank.

@@ -1,5 +1,5 @@
 """BERT4Rec: config files, the model's invariants, the evaluation input, learning on structured
-data, and the pretrain -> train -> infer/evaluate chain through the real CLI (PROTOCOLS.md §2, §4, §5).
+data, and the pretrain -> train -> infer/evaluate chain through the real CLI (docs/protocols.md §2, §4, §5).
 
 Everything runs on the CPU with tiny settings. Torch is pinned to one thread here: on a busy
 2-core machine two OpenMP threads spin against other processes and make small steps ~30x slower.

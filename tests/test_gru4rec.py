@@ -1,5 +1,5 @@
 """GRU4Rec: losses and optimizer against hand-computed values, hidden-state resets in training and
-scoring, and a learning test through the real CLI on synthetic sessions (PROTOCOLS.md §5)."""
+scoring, and a learning test through the real CLI on synthetic sessions (docs/protocols.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ranks, metrics and evaluation helpers against hand-computed cases (PROTOCOLS.md §4).
+"""Ranks, metrics and evaluation helpers against hand-computed cases (docs/protocols.md §4).
 
 Every expected value below is worked out by hand in the comment beside it, not by calling the
 code under test: pessimistic ties (rank = 1 + #other candidates scoring >= the target), -inf

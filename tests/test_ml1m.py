@@ -1,4 +1,4 @@
-"""seqrec preprocess ml-1m / sample, through the real CLI, on real files (PROTOCOLS.md §2)."""
+"""seqrec preprocess ml-1m / sample, through the real CLI, on real files (docs/protocols.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""seqrec preprocess session-filter / convert-format / text2id / yoochoose (PROTOCOLS.md section 3).
+"""seqrec preprocess session-filter / convert-format / text2id / yoochoose (docs/protocols.md §3).
 
 Driven through the real CLI on real files: a hand-built clicks file whose every rule effect was
 worked out by hand, the shared RSC15 files (session-rec's first-100k splits written back in the

@@ -1,4 +1,4 @@
-"""Session-parallel mini-batches (PROTOCOLS.md §5), step by step on hand-built sessions.
+"""Session-parallel mini-batches (docs/protocols.md §5), step by step on hand-built sessions.
 
 The sessions below have lengths 3, 1, 5, 2, 4 and item ids that tell where they come from:
   s0 = 1 2 3   s1 = 4   s2 = 5 6 7 8 9   s3 = 10 11   s4 = 12 13 14 15

@@ -36,7 +36,7 @@ def ml_1m(
     min_item_count: Annotated[int, typer.Option(min=1, help="Drop items with fewer interactions (first).")] = 5,
     min_user_count: Annotated[int, typer.Option(min=3, help="Then drop users with fewer interactions.")] = 5,
 ) -> None:
-    """MovieLens-1M -> leave-one-out sequences (PROTOCOLS.md §2): every rating an interaction,
+    """MovieLens-1M -> leave-one-out sequences (docs/protocols.md §2): every rating an interaction,
     time-ordered per user, 5-core items then users; train = all but the last two items,
     validation target = second-to-last, test target = last."""
     from ..datasets.ml1m import Ml1mParams, preprocess_ml1m

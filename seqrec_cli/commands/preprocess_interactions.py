@@ -154,7 +154,7 @@ def interactions(
 
     Ids of any kind are kept verbatim (the vocabulary maps them; recommend maps back). Every
     interaction is ordered by time, ties in file order. --split leave-one-out runs the ML-1M rules
-    (PROTOCOLS.md §2) and --split session-time the RSC15 rules (PROTOCOLS.md §3), through the same
+    (docs/protocols.md §2) and --split session-time the RSC15 rules (docs/protocols.md §3), through the same
     code as preprocess ml-1m and preprocess yoochoose, with their thresholds as options. Writes
     data/<name>/ (train, valid, test, users.txt for leave-one-out, manifest.json recording the
     column mapping, time format and every parameter) and vocab/<name>.txt.
@@ -315,7 +315,7 @@ def _movielens_command(name: str):
         _report(path, result)
 
     command.__doc__ = (
-        f"MovieLens {name[3:].upper()} -> leave-one-out sequences, the ML-1M rules (PROTOCOLS.md §2) through "
+        f"MovieLens {name[3:].upper()} -> leave-one-out sequences, the ML-1M rules (docs/protocols.md §2) through "
         f"preprocess interactions: every rating an interaction, time-ordered per user (ties in file order), "
         f"5-core items then users. Reads {what}."
     )

@@ -55,7 +55,7 @@ def _run_session_filter(input_path: Path, out_dir: Path, default_input: bool) ->
             events = rsc15.read_clicks(input_path, progress=tracker.advance, digest=digest)
         source = {"path": str(input_path), "bytes": size, "sha256": digest.hexdigest()}  # as formats.input_record
         formats.check_raw_input(input_path, sha256=source["sha256"])
-        note("filtering (GRU4Rec RSC15 rules, PROTOCOLS.md section 3)")
+        note("filtering (GRU4Rec RSC15 rules, docs/protocols.md §3)")
         result = rsc15.filter_sessions(events, log=lambda m: note(f"  {m}"))
         note(TIME_NOTE)
         del events
@@ -82,7 +82,7 @@ def _write_filtered(out_dir: Path, result: rsc15.FilterResult, source: dict[str,
             "kind": "rsc15-filtered",
             "inputs": [source],
             "parameters": {
-                "rules": "GRU4Rec examples/rsc15/preprocess.py (PROTOCOLS.md section 3, steps 2-7)",
+                "rules": "GRU4Rec examples/rsc15/preprocess.py (docs/protocols.md §3, steps 2-7)",
                 "min_session_length": rsc15.MIN_SESSION_LENGTH,
                 "min_item_support": rsc15.MIN_ITEM_SUPPORT,
                 "split_window_s": rsc15.SPLIT_WINDOW_MS / 1000,

@@ -3,9 +3,9 @@
 ``seqrec preprocess interactions FILE`` is :func:`read_interactions` followed by one of the two
 split protocols, each through the very code that the data sets' own commands run:
 
-* ``leave-one-out`` (PROTOCOLS.md §2, ``preprocess ml-1m``): ``ml1m.build_sequences`` ->
+* ``leave-one-out`` (docs/protocols.md §2, ``preprocess ml-1m``): ``ml1m.build_sequences`` ->
   ``ml1m.save_leave_one_out``, with the k-core thresholds as parameters;
-* ``session-time`` (PROTOCOLS.md §3, ``preprocess yoochoose``): ``rsc15.filter_sessions`` with
+* ``session-time`` (docs/protocols.md §3, ``preprocess yoochoose``): ``rsc15.filter_sessions`` with
   :class:`rsc15.SessionSplitParams`, then ``rsc15.text2id`` (vocabulary from the training split
   only, unknown test items dropped and counted).
 
@@ -831,7 +831,7 @@ def _leave_one_out(
         name=name,
         inputs=[result.source.record()],
         params={
-            "protocol": "leave-one-out (PROTOCOLS.md §2)",
+            "protocol": "leave-one-out (docs/protocols.md §2)",
             "split": LEAVE_ONE_OUT,
             "read": result.read,
             **asdict(params),
@@ -906,7 +906,7 @@ def _session_time(
         splits=splits,
         inputs=[result.source.record()],
         params={
-            "protocol": "session-time (GRU4Rec RSC15 rules, PROTOCOLS.md §3)",
+            "protocol": "session-time (GRU4Rec RSC15 rules, docs/protocols.md §3)",
             "split": SESSION_TIME,
             "read": result.read,
             "min_session_length": params.min_session_length,

@@ -1,11 +1,11 @@
-"""Leave-one-out sequences (PROTOCOLS.md §2): the ML-1M rules, for MovieLens and for any interaction log.
+"""Leave-one-out sequences (docs/protocols.md §2): the ML-1M rules, for MovieLens and for any interaction log.
 
 ``seqrec preprocess ml-1m`` (``ratings.dat``, read here by :func:`read_ratings`) and ``seqrec
 preprocess interactions --split leave-one-out`` (CSV / TSV / Parquet, read by
 ``interactions.read_interactions``) both run :func:`build_sequences` -> :func:`leave_one_out` ->
 :func:`save_leave_one_out`; only the reader differs.
 
-The rules (Sun et al. 2019, BERT4Rec, as PROTOCOLS.md §2 states them): every rating is an
+The rules (Sun et al. 2019, BERT4Rec, as docs/protocols.md §2 states them): every rating is an
 interaction; items with fewer than ``min_item_count`` (5) interactions are dropped, then users
 with fewer than ``min_user_count`` (5), each filter once (not iterated to a fixed point). Each
 user's items are ordered by timestamp, ties kept in file order (stable). Raw ids are kept
@@ -251,7 +251,7 @@ def preprocess_ml1m(
         vocab_file,
         name=name,
         inputs=[input_record(ratings)],
-        params={"protocol": "leave-one-out (PROTOCOLS.md §2)", **asdict(params)},
+        params={"protocol": "leave-one-out (docs/protocols.md §2)", **asdict(params)},
         counts={**asdict(result), **loo.counts},
     )
     return result

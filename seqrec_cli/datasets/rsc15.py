@@ -4,7 +4,7 @@ Three stages, each usable on its own (the ``seqrec preprocess`` commands are thi
 
 1. :func:`read_clicks` -> :func:`filter_sessions` -> :func:`write_events_tsv` (``session-filter``):
    raw ``yoochoose-clicks.dat`` -> ``train_full``/``test``/``train_tr``/``train_valid`` event tables,
-   following docs/PROTOCOLS.md section 3, steps 2-7, exactly and in order.
+   following docs/protocols.md §3, steps 2-7, exactly and in order.
 2. :func:`read_events_tsv` -> :func:`sessions_from_events` -> :func:`write_token_lines`
    (``convert-format``): one session per line, raw item ids in time order.
 3. :func:`read_token_lines` -> :func:`text2id` (``text2id``): vocabulary from the training lines
@@ -38,7 +38,7 @@ from ..errors import BadInputError, SeqrecError
 from ..fileio import atomic_path
 from ..textio import iter_line_blocks, read_text_bytes
 
-# ---------------------------------------------------------------- the official rules (PROTOCOLS.md section 3)
+# ---------------------------------------------------------------- the official rules (docs/protocols.md §3)
 MIN_SESSION_LENGTH = 2  # steps 2 and 4: a session needs more than 1 event (>= 2)
 MIN_ITEM_SUPPORT = 5  # step 3: an item needs at least 5 events
 SPLIT_WINDOW_MS = 86_400_000  # steps 5 and 7: sessions ending in the final day (86,400 s) are held out
@@ -187,7 +187,7 @@ def _click_problem(line: bytes) -> str:
     return "unreadable line"  # pragma: no cover - the checks above name every way a line can fail
 
 
-# ---------------------------------------------------------------- the filter (PROTOCOLS.md section 3, steps 2-7)
+# ---------------------------------------------------------------- the filter (docs/protocols.md §3, steps 2-7)
 @dataclass(frozen=True)
 class SessionSplitParams:
     """The thresholds of the RSC15 rules; the defaults are the official script's.
@@ -226,7 +226,7 @@ def _window_text(ms: int) -> str:
 def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams = SessionSplitParams()) -> FilterResult:
     """Apply the official GRU4Rec RSC15 rules, in order, to click events.
 
-    Source: GRU4Rec ``examples/rsc15/preprocess.py`` (Hidasi et al.), PROTOCOLS.md section 3; the
+    Source: GRU4Rec ``examples/rsc15/preprocess.py`` (Hidasi et al.), docs/protocols.md §3; the
     numbers are ``params`` (defaults: the script's). 2. keep sessions with more than 1 event
     (``min_session_length``); 3. keep items with at least 5 events (``min_item_support``); 4. keep
     sessions with at least 2 events (one pass); 5. sessions whose last event is at or after

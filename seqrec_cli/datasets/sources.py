@@ -1,7 +1,7 @@
 """Where the raw data sets come from: URL, archive, published checksums, what the pipeline reads.
 
 One explicit registry (``SOURCES``), read by ``seqrec download``. Checksums are the ones the
-publishers give (docs/PROTOCOLS.md section 1); YOOCHOOSE publishes none, so its download is checked
+publishers give (docs/protocols.md §1); YOOCHOOSE publishes none, so its download is checked
 against the size the server announces and its SHA-256 is recorded in SOURCE.json.
 """
 
