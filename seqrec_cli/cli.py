@@ -20,6 +20,7 @@ from .commands import plot as plot_cmd
 from .commands import preprocess as preprocess_cmd
 from .commands import train as train_cmd
 from .errors import SeqrecError
+from .threads import set_wait_policy
 
 _debug = {"on": bool(os.environ.get("SEQREC_DEBUG"))}
 
@@ -100,6 +101,7 @@ app.command("plot")(plot_cmd.plot)
 
 
 def main() -> None:
+    set_wait_policy()  # before anything imports torch
     app()
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from seqrec_cli.cli import app
+# tiny test models run fastest on one thread, and threads that share a busy 2-core machine must
+# sleep rather than spin (the thread policy of seqrec_cli/threads.py); set before torch loads
+os.environ.setdefault("SEQREC_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from seqrec_cli.cli import app  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

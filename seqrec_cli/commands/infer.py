@@ -25,6 +25,7 @@ from .options import (
     Sampling,
     Split,
     TestDir,
+    Threads,
     UseCuda,
     parse_cutoffs,
 )
@@ -55,6 +56,7 @@ def infer(
     sample_seed: SampleSeed = 0,
     eval_batch_size: EvalBatchSize = 512,
     use_cuda: UseCuda = False,
+    threads: Threads = None,
     output_json: Annotated[
         Optional[Path], typer.Option("--output-json", help="Where to write every figure.", show_default="<model-dir>/infer.json")
     ] = None,
@@ -68,9 +70,11 @@ def infer(
 
     from ..evaluation import metric_key
     from ..inference import checkpoints_in_range, data_for, evaluate_checkpoint, load
+    from ..threads import configure as configure_threads
     from ..training import pick_device
 
     device = pick_device(use_cuda)
+    configure_threads(threads)
     spec = _spec(split, cutoffs, negatives, sampling, filter_seen, sample_seed, eval_batch_size)
     found, missing, skipped = checkpoints_in_range(model_dir, start_index, last_index)
     data_cache: dict[str, formats.ProcessedData] = {}
@@ -144,6 +148,7 @@ def evaluate(
     sample_seed: SampleSeed = 0,
     eval_batch_size: EvalBatchSize = 512,
     use_cuda: UseCuda = False,
+    threads: Threads = None,
     output_json: Annotated[
         Optional[Path],
         typer.Option(
@@ -171,9 +176,11 @@ def evaluate(
     from .. import checkpoint as ckpt
     from ..evaluation import evaluate_popularity
     from ..inference import data_for, evaluate_checkpoint, load, resolve_checkpoint
+    from ..threads import configure as configure_threads
     from ..training import pick_device
 
     device = pick_device(use_cuda)
+    configure_threads(threads)
     spec = _spec(split, cutoffs, negatives, sampling, filter_seen, sample_seed, eval_batch_size)
     if baseline is not None:
         if test_dir is None:
@@ -240,6 +247,7 @@ def recommend(
     ] = None,
     eval_batch_size: EvalBatchSize = 512,
     use_cuda: UseCuda = False,
+    threads: Threads = None,
 ) -> None:
     """Top-k next items after each sequence, as raw item ids through the vocabulary. By default
     for every test sequence of the training data (for leave-one-out data: every user's full
@@ -247,9 +255,11 @@ def recommend(
     from .. import checkpoint as ckpt
     from ..inference import data_for, load, resolve_checkpoint
     from ..scoring import recommend as rec
+    from ..threads import configure as configure_threads
     from ..training import pick_device
 
     device = pick_device(use_cuda)
+    configure_threads(threads)
     chosen = ckpt.read_checkpoint(checkpoint) if checkpoint is not None else resolve_checkpoint(model_dir, epoch)
     data = data_for(chosen, test_dir)
     vocab = formats.read_vocab(data.vocab_file)

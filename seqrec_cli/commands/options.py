@@ -90,6 +90,15 @@ CheckpointPath = Annotated[
 ]
 
 
+Threads = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads", min=1, envvar="SEQREC_THREADS", help="CPU threads torch may use in this process.",
+        show_default="the available cores, divided among the worker processes seqrec starts", rich_help_panel=RUN,
+    ),
+]  # fmt: skip
+
+
 def parse_cutoffs(text: str) -> tuple[int, ...]:
     try:
         values = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))

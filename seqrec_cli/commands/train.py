@@ -25,6 +25,7 @@ from .options import (
     RUN,
     EvalBatchSize,
     LogEvery,
+    Threads,
     Overwrite,
     Resume,
     UseCuda,
@@ -124,6 +125,7 @@ def _run_parameters(entry: ModelEntry, model_dir: Path) -> list[inspect.Paramete
             ],
             None,
         ),  # fmt: skip
+        ("threads", Threads, None),
         ("use_cuda", UseCuda, False),
         ("resume", Resume, False),
         ("overwrite", Overwrite, False),
@@ -148,6 +150,7 @@ def make_command(entry: ModelEntry, stage: str = "train"):
 
     def command(ctx: typer.Context, **kwargs: Any) -> None:
         from ..datasets import load_training_data
+        from ..threads import configure as configure_threads
         from ..training import RunOptions, pick_device, train_model
 
         params = model_params + train_params
@@ -172,6 +175,7 @@ def make_command(entry: ModelEntry, stage: str = "train"):
             tensorboard=_tensorboard_dir(kwargs),
         )  # fmt: skip
         device = pick_device(kwargs["use_cuda"])
+        configure_threads(kwargs["threads"])
         data, folder = load_training_data(entry.default_data, kwargs["train_dir"])
         if raw_config is not None and entry.check_config_file is not None:
             entry.check_config_file(raw_config, data.n_items, str(config_file))

@@ -1,0 +1,44 @@
+"""The thread policy (seqrec_cli/threads.py): --threads / SEQREC_THREADS, the default shared among
+the worker processes seqrec starts, and OpenMP threads that sleep instead of spinning."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from seqrec_cli import threads
+
+
+def test_default_divides_the_available_cores():
+    cores = threads.available_cores()
+    assert cores == len(os.sched_getaffinity(0))
+    assert threads.default_threads(1) == cores
+    assert threads.default_threads(cores) == 1
+    assert threads.default_threads(10 * cores) == 1  # never 0
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [(["--threads", "1"], {}, 1), ([], {"SEQREC_THREADS": "1"}, 1), ([], {}, None)])
+def test_a_command_sets_torchs_threads(tmp_path, args, env, expected):
+    """Run a real evaluate (the popularity baseline needs no model) and read back the thread count
+    torch was given, and the wait policy the process ran with."""
+    code = (
+        "import sys, torch\n"
+        "from seqrec_cli.cli import main\n"
+        "sys.argv = ['seqrec', 'evaluate', '--baseline', 'popularity', '--test-dir', sys.argv[1],"
+        " '--output-json', sys.argv[2], *sys.argv[3:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import os; print(torch.get_num_threads(), os.environ.get('OMP_WAIT_POLICY'))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("SEQREC_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "data" / "sample"), str(tmp_path / "p.json"), *args],
+        capture_output=True, text=True, env={**clean, **env}, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    n, policy = out.stdout.split()[-2:]
+    assert int(n) == (expected or threads.available_cores())
+    assert policy == "PASSIVE"
