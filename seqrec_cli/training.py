@@ -343,13 +343,17 @@ class Trainer:
         if n_targets == 0:
             raise SeqrecError(f"epoch {epoch} had no training targets: nothing to learn (no checkpoint was written)")
         seconds = time.perf_counter() - t0
-        return {
+        stats = {
             "train_loss": loss_sum / n_targets,
             "steps": n_steps,
             "targets": n_targets,
             "seconds": round(seconds, 2),
             "targets_per_s": round(n_targets / max(seconds, 1e-9), 1),
         }
+        if self.device.type == "cuda":  # the epoch's peak, MiB (torch's allocator; the driver holds a little more)
+            stats["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        return stats
 
     def _save(self, epoch, stats, best, record, optimizer, scheduler, global_step, planned_steps) -> Path:
         rng: dict[str, Any] = {"torch": torch.get_rng_state(), "batcher": self.batcher.rng_state()}
