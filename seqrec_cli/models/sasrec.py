@@ -102,7 +102,9 @@ class SASRec(SequentialRecommender):
             if loss == "ce":
                 logits = h @ items_w[1:].T  # [m, N]: the real items only
                 with no_autocast(device):
-                    total = total + F.cross_entropy(logits.float(), y - 1, reduction="sum")
+                    total = total + F.cross_entropy(
+                        logits.float(), y - 1, reduction="sum", label_smoothing=self.config.label_smoothing
+                    )
             elif loss == "sampled-ce":
                 neg = batch.negatives  # [S]
                 pos = (h * items_w[y]).sum(-1, keepdim=True)  # [m, 1]

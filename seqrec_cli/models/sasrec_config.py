@@ -42,6 +42,10 @@ class SASRecConfig:
     initializer_range: float = hp(
         0.02, "Std of the normal weight initialisation.", min=0.0, min_open=True, max=10.0, flag="--init-range", panel=MODEL
     )
+    label_smoothing: float = hp(
+        0.0, "--loss ce: label smoothing over the real items (0 = plain cross-entropy; the logged loss includes it).",
+        min=0.0, max=1.0, max_open=True, arch=False, panel=MODEL,
+    )  # fmt: skip
     loss: Literal["ce", "sampled-ce", "bce"] = hp(
         "ce", "ce (softmax over every item at every position: SASRec+) | sampled-ce (softmax over the target and "
         "--n-negatives shared uniform negatives, for large catalogues) | bce (the original: one uniform negative per "
