@@ -41,11 +41,12 @@ class AdagradM(Optimizer):
                 if grad.is_sparse:
                     grad = grad.coalesce()  # the update is non-linear: indices must be unique
                     idx, val = grad.indices()[0], grad.values()  # [k], [k, ...]
-                    acc = state["acc"][idx] + val.pow(2)
+                    # index_select: a row gather, several times faster than advanced indexing
+                    acc = state["acc"].index_select(0, idx) + val.pow(2)
                     state["acc"].index_copy_(0, idx, acc)
                     update = val / (acc + eps).sqrt() * -lr
                     if momentum > 0:
-                        update = state["mom"][idx].mul_(momentum).add_(update)
+                        update = state["mom"].index_select(0, idx).mul_(momentum).add_(update)
                         state["mom"].index_copy_(0, idx, update)
                     p.index_add_(0, idx, update)
                 else:

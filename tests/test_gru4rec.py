@@ -353,8 +353,8 @@ def test_training_resets_the_hidden_state_between_sessions(tmp_path, monkeypatch
     returned: list[torch.Tensor] = []
     real_step = model.step
 
-    def recording_step(inputs, hidden):
-        out, new_hidden = real_step(inputs, hidden)
+    def recording_step(inputs, hidden, emb=None):
+        out, new_hidden = real_step(inputs, hidden, emb)
         fed.append(hidden.detach().clone())
         returned.append(new_hidden.detach().clone())
         return out, new_hidden
@@ -392,6 +392,41 @@ def test_training_resets_the_hidden_state_between_sessions(tmp_path, monkeypatch
     # sessions start in file order in each epoch: A, B, C, D, E (the single-event one is skipped)
     starts = [int(step.rows[i]) for _, step in steps for i in np.flatnonzero(step.reset)]
     assert starts == [0, 1, 3, 4, 5] * 2
+
+
+@pytest.mark.parametrize("input_mode", ["shared", "embedding"])
+def test_sampled_loss_and_gradients_equal_plain_embedding_lookups(tmp_path, input_mode):
+    """forward() gathers each touched output row once (one coalesced sparse gradient); the loss and
+    every gradient must equal those of plain sparse nn.Embedding lookups of the same rows."""
+    kw = {} if input_mode == "shared" else {"shared_embedding": False, "embedding_size": 6}
+    model, batcher, _ = _setup(tmp_path, [A, B, C, D, E], 3, "sampled-ce")
+    model = GRU4Rec(GRU4RecConfig(n_items=N_ITEMS, hidden_size=8, dropout_hidden=0.0, loss="sampled-ce", **kw))
+    for step in list(batcher.epoch_batches())[:3]:
+        b = to_device(step, torch.device("cpu"))
+        hidden = model.hidden
+        model.zero_grad()
+        out = model(b)
+        out.loss.backward()
+        after = model.hidden
+        got = {n: (p.grad.to_dense() if p.grad.is_sparse else p.grad).clone() for n, p in model.named_parameters() if p.grad is not None}
+        # the reference: the same step through plain lookups, from the same hidden state
+        model.zero_grad()
+        model.hidden = hidden
+        h = model.init_hidden(len(b.inputs), torch.device("cpu")) if hidden is None else hidden
+        if hidden is not None:
+            if b.keep is not None:
+                h = h[:, b.keep]
+            h = h.masked_fill(b.reset.view(1, -1, 1), 0.0)
+        o, _ = model.step(b.inputs, h)
+        cands = torch.cat([b.targets, b.negatives])
+        ref = losses.sampled_softmax_ce(model.score_candidates(o, cands), model.config.logq * b.log_q) / b.slots
+        ref.backward()
+        assert torch.allclose(out.loss, ref, atol=1e-6)
+        for n, p in model.named_parameters():
+            if n in got:
+                g = p.grad.to_dense() if p.grad.is_sparse else p.grad
+                assert torch.allclose(got[n], g, atol=1e-6), n
+        model.hidden = after  # walk on from forward()'s state
 
 
 # ---------------------------------------------------------------------------------------------- through the CLI

@@ -29,6 +29,28 @@ from .base import SequentialRecommender, TrainOutput
 from .gru4rec_config import GRU4RecConfig
 
 
+class _TouchedRows(torch.autograd.Function):
+    """``weight[rows]`` for sorted unique ``rows``, whose gradient is a coalesced sparse tensor:
+    what a sparse ``nn.Embedding`` lookup gives, once per row however often the step used it."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(rows)
+        ctx.shape = weight.shape
+        return weight.index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (rows,) = ctx.saved_tensors
+        # rows are sorted and unique by construction: no invariant check needed
+        sparse = torch.sparse_coo_tensor(rows.unsqueeze(0), grad, ctx.shape, is_coalesced=True, check_invariants=False)
+        return sparse, None
+
+
+def _touched_rows(weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    return _TouchedRows.apply(weight, rows)
+
+
 def _uniform_(t: torch.Tensor, fan_in: float, fan_out: float) -> None:
     """Glorot-uniform with explicit fans (GRU gate matrices count each gate separately)."""
     bound = math.sqrt(6.0 / (fan_in + fan_out))
@@ -85,8 +107,11 @@ class GRU4Rec(SequentialRecommender):
     def init_hidden(self, batch: int, device: torch.device) -> torch.Tensor:
         return torch.zeros(self.config.num_layers, batch, self.config.hidden_size, device=device)  # [L, B, H]
 
-    def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One event per row. inputs: [B] item indices; hidden: [L, B, H] -> (output [B, H], new hidden)."""
+    def step(
+        self, inputs: torch.Tensor, hidden: torch.Tensor, emb: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One event per row. inputs: [B] item indices; hidden: [L, B, H] -> (output [B, H], new hidden).
+        ``emb``: the input embedding rows when the caller already gathered them (shared mode)."""
         new_h = []
         mode = self.config.input_mode
         if mode == "onehot":
@@ -101,8 +126,9 @@ class GRU4Rec(SequentialRecommender):
             x = self.drop_hidden(x)
             first = 1
         else:
-            emb = self.out_weight(inputs) if mode == "shared" else self.in_embedding(inputs)  # [B, E]
-            x = self.drop_embed(emb)
+            if emb is None:
+                emb = self.out_weight(inputs) if mode == "shared" else self.in_embedding(inputs)  # [B, E]
+            x = self.drop_embed(emb) if self.config.dropout_embed else emb
             first = 0
         for i, cell in enumerate(self.cells):
             x = cell(x, hidden[first + i])
@@ -126,7 +152,9 @@ class GRU4Rec(SequentialRecommender):
     def reset_state(self) -> None:
         self.hidden = None
 
-    def _advance(self, inputs: torch.Tensor, reset: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    def _advance(
+        self, inputs: torch.Tensor, reset: torch.Tensor, keep: torch.Tensor | None, emb: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Carry the hidden state into this step (drop finished rows, zero the rows of new
         sessions), run it, keep the new state; returns the GRU output [b, H]."""
         hidden = self.hidden
@@ -134,24 +162,35 @@ class GRU4Rec(SequentialRecommender):
             hidden = self.init_hidden(len(inputs), inputs.device)
         else:
             if keep is not None:
-                hidden = hidden[:, keep]
+                hidden = hidden.index_select(1, keep)
             if reset.any():
                 hidden = hidden.masked_fill(reset.view(1, -1, 1), 0.0)
-        out, new_hidden = self.step(inputs, hidden)  # [b, H], [L, b, H]
+        out, new_hidden = self.step(inputs, hidden, emb)  # [b, H], [L, b, H]
         self.hidden = new_hidden.detach()
         return out
 
     def forward(self, batch) -> TrainOutput:
         """batch: a SessionParallelBatch (inputs/targets [b], negatives [S], log_q [b+S]) -> the
         step's loss (summed over rows, divided by the batch size)."""
-        out = self._advance(batch.inputs, batch.reset, batch.keep)
         c = self.config
         targets = batch.targets
         if c.loss == "ce":
+            out = self._advance(batch.inputs, batch.reset, batch.keep)
             loss_sum = losses.full_softmax_ce(self.score_all(out), targets)
         else:
             cands = targets if batch.negatives is None else torch.cat([targets, batch.negatives])
-            scores = self.score_candidates(out, cands)  # [b, b + S]
+            # the output rows this step touches, each once: gathered, scored, and given back as one
+            # coalesced sparse gradient (no sparse sums and no coalescing in the optimizer)
+            shared = c.input_mode == "shared"
+            touched = torch.cat([batch.inputs, cands]) if shared else cands
+            rows, inverse = torch.unique(touched, sorted=True, return_inverse=True)
+            w = _touched_rows(self.out_weight.weight, rows)  # [u, H]
+            bias = _touched_rows(self.out_bias.weight, rows).squeeze(1)  # [u]
+            n_in = len(batch.inputs) if shared else 0
+            emb = w.index_select(0, inverse[:n_in]) if shared else None
+            out = self._advance(batch.inputs, batch.reset, batch.keep, emb)
+            at = inverse[n_in:]
+            scores = out @ w.index_select(0, at).T + bias.index_select(0, at)  # [b, b + S]
             if c.loss == "sampled-ce":
                 log_q = None if batch.log_q is None else c.logq * batch.log_q
                 loss_sum = losses.sampled_softmax_ce(scores, log_q)
