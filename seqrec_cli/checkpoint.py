@@ -211,14 +211,82 @@ def load_train_state(ckpt: Checkpoint) -> dict:
     return _load_pt(ckpt, formats.STATE_FILE, "cpu")
 
 
-def build_model(entry: ModelEntry, model_config: Any, device: Any):
-    """A fresh model of ``entry`` from its config, on ``device``; a model too large for memory is an error."""
+TRAINING_COPIES = 4  # weights, gradients and two optimizer moments (Adam's m and v; Adagrad's sum and momentum)
+
+
+def build_model(entry: ModelEntry, model_config: Any, device: Any, training: bool = True):
+    """A fresh model of ``entry`` from its config, on ``device``.
+
+    Before anything is allocated, the model is laid out on torch's ``meta`` device to count its
+    parameters; when they cannot fit in the memory left on the device (``training``: four copies,
+    see :data:`TRAINING_COPIES`; for scoring one), that is one error naming the sizes to change,
+    instead of an allocation that fails deep in torch or a process the kernel kills.
+    """
+    import torch
+
+    with torch.device("meta"):
+        n = sum(t.numel() for t in entry.load_model()(model_config).state_dict().values())
+    weights = 4 * n  # float32
+    need = weights * (TRAINING_COPIES if training else 1)
+    have, where = available_memory(device)
+    if have is not None and need > have:
+        raise SeqrecError(_too_large(entry, model_config, n, need, have, where, training))
     try:
         return entry.load_model()(model_config).to(device)
     except (RuntimeError, MemoryError) as exc:
         if isinstance(exc, MemoryError) or "alloc" in str(exc) or "memory" in str(exc):
-            raise SeqrecError(f"{entry.title} with this configuration does not fit in memory ({model_config})") from None
+            raise SeqrecError(_too_large(entry, model_config, n, need, have, where, training)) from None
         raise
+
+
+def _too_large(entry: ModelEntry, model_config: Any, n: int, need: int, have: int | None, where: str, training: bool) -> str:
+    from .hparams import params_of
+
+    sizes = " ".join(
+        f"{p.flag} {getattr(model_config, p.name)}"
+        for p in params_of(type(model_config))
+        if p.arch and p.kind == "int" and getattr(model_config, p.name) != p.default
+    )
+    free = f"{where} has {_gib(have)} GiB available" if have is not None else f"{where} could not allocate it"
+    need_text = f"; training needs about {TRAINING_COPIES} times that ({_gib(need)} GiB: weights, gradients, optimizer state)"
+    return (
+        f"{entry.title}{' with ' + sizes if sizes else ''} ({model_config.n_items:,} items) has {n:,} parameters "
+        f"({_gib(4 * n)} GiB of float32 weights){need_text if training else ''}, but {free}; choose smaller sizes"
+    )
+
+
+def _gib(nbytes: int | None) -> str:
+    return f"{(nbytes or 0) / 2**30:,.1f}"
+
+
+def available_memory(device: Any) -> tuple[int | None, str]:
+    """(bytes that can still be allocated on ``device``, or None when unknown; the device in words)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+        except RuntimeError:
+            return None, "the GPU"
+        return int(free), "the GPU"
+    have = None
+    try:  # Linux: what can be allocated without pushing other programs out (swap counts: it still fits)
+        info = {}
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info[key] = int(value.split()[0]) * 1024
+        have = info["MemAvailable"] + info.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):
+        return None, "this machine"
+    try:  # a container's memory limit
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            have = min(have, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return have, "this machine"
 
 
 def load_state(model, ckpt: Checkpoint, device: Any) -> None:
@@ -237,7 +305,7 @@ def load_state(model, ckpt: Checkpoint, device: Any) -> None:
 def load_model(ckpt: Checkpoint, device: Any = "cpu"):
     """The one path from a checkpoint to a model (infer, evaluate, recommend, --init-from, --resume):
     build the registry's model from the typed config, load the verified weights, eval mode."""
-    model = build_model(ckpt.entry, ckpt.config.model_config, device)
+    model = build_model(ckpt.entry, ckpt.config.model_config, device, training=False)
     load_state(model, ckpt, device)
     model.eval()
     return model
