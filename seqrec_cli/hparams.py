@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import math
 import typing
 from collections.abc import Iterable, Mapping
@@ -164,8 +165,19 @@ def check_value(p: Param, value: Any, where: str) -> Any:
         if ok and p.max is not None:
             ok = value < p.max if p.max_open else value <= p.max
     if not ok:
-        raise SeqrecError(f"{where} must be {p.describe()}, got {value!r}")
+        raise SeqrecError(f"{where} must be {p.describe()}, got {shown(value)}")
     return value
+
+
+def shown(value: Any) -> str:
+    """A value as the user wrote it, for messages: JSON's ``true``/``false``/``null`` and lists as
+    JSON (not Python's ``True``/``None``), strings quoted, numbers as they are."""
+    if value is None or isinstance(value, (bool, list, dict)):
+        try:
+            return json.dumps(value)
+        except (TypeError, ValueError):
+            pass
+    return repr(value)
 
 
 def check_config(cfg: Any, where: str = "config") -> None:
@@ -194,7 +206,7 @@ def from_json(cls: type, body: Any, source: Path | str, extra: Mapping[str, Any]
         if name in body:
             v = body[name]
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise BadInputError(source, f"{name} must be a positive integer, got {v!r}")
+                raise BadInputError(source, f"{name} must be a positive integer, got {shown(v)}")
             values[name] = v
         elif name not in values:
             raise BadInputError(source, f"missing key: {name}")
@@ -337,5 +349,5 @@ def _typed_value(tp: Any, value: Any, source: Path | str, key: str) -> Any:
     else:
         ok, want = True, ""
     if not ok:
-        raise BadInputError(source, f"{key} must be {want}, got {value!r}")
+        raise BadInputError(source, f"{key} must be {want}, got {shown(value)}")
     return value
