@@ -340,6 +340,8 @@ def _typed_value(tp: Any, value: Any, source: Path | str, key: str) -> Any:
         value = float(value) if ok else value
     elif tp is str:
         ok, want = isinstance(value, str), "a string"
+    elif (tp is dict or origin is dict) and isinstance(value, dict) and get_args(tp) and dataclasses.is_dataclass(get_args(tp)[1]):
+        return {k: parse_record(get_args(tp)[1], v, source, f"{key}.{k}.") for k, v in value.items()}
     elif tp is dict or origin is dict:
         ok, want = isinstance(value, dict), "a JSON object"
         if ok and get_args(tp) and get_args(tp)[1] is str:
