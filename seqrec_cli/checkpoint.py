@@ -327,7 +327,8 @@ def claim_model_dir(model_dir: Path, run: RunRecord, resume: bool, overwrite: bo
     """Make ``model_dir`` this run's folder: (the epoch to resume from, 0 = from scratch; the run record).
 
     A folder of another model or data set is refused; a folder with checkpoints of this run needs
-    ``--resume`` or ``--overwrite``. The caller holds the folder's lock.
+    ``--resume`` or ``--overwrite``; ``--resume`` continues only from a last checkpoint of this folder's run
+    (its run_id and epoch number), never one copied in from another run. The caller holds the folder's lock.
     """
     model_dir = Path(model_dir)
     existing = read_run(model_dir)
@@ -352,6 +353,18 @@ def claim_model_dir(model_dir: Path, run: RunRecord, resume: bool, overwrite: bo
             raise SeqrecError("--resume and --overwrite exclude each other")
         if not epochs or existing is None:
             raise MissingInputError(model_dir / f"{formats.CHECKPOINT_PREFIX}N", what="checkpoint to resume from")
+        last = read_checkpoint(formats.checkpoint_dir(model_dir, epochs[-1]))
+        run_file = model_dir / formats.RUN_FILE
+        if last.epoch != epochs[-1] or (existing.run_id and last.config.run_id != existing.run_id):
+            what = (
+                f"holds epoch {last.epoch} of its run, not epoch {epochs[-1]}"
+                if last.epoch != epochs[-1]
+                else f"belongs to another run than {run_file} (run {last.config.run_id}, not {existing.run_id})"
+            )
+            raise MismatchError(
+                f"--resume: {last.path} {what}: continuing from it would mix two runs in one folder; "
+                "move it out of this folder, or start over with --overwrite"
+            )
         return epochs[-1], existing
     if epochs and not overwrite:
         raise SeqrecError(
