@@ -145,7 +145,7 @@ def check_value(p: Param, value: Any, where: str) -> Any:
     """The value if it fits the declaration, else :class:`SeqrecError` ``<where> must be <describe()>,
     got <value>``. ``where`` names the option (``--seed``) or the file and key (``p.json: seed``).
     Integers are accepted for floats (and returned as floats); booleans are never numbers."""
-    ok = True
+    ok, given = True, value
     if p.kind == "bool":
         ok = isinstance(value, bool)
     elif p.kind == "choice":
@@ -165,13 +165,16 @@ def check_value(p: Param, value: Any, where: str) -> Any:
         if ok and p.max is not None:
             ok = value < p.max if p.max_open else value <= p.max
     if not ok:
-        raise SeqrecError(f"{where} must be {p.describe()}, got {shown(value)}")
+        raise SeqrecError(f"{where} must be {p.describe()}, got {shown(given)}")
     return value
 
 
 def shown(value: Any) -> str:
     """A value as the user wrote it, for messages: JSON's ``true``/``false``/``null`` and lists as
-    JSON (not Python's ``True``/``None``), strings quoted, numbers as they are."""
+    JSON (not Python's ``True``/``None``), strings quoted, numbers as they are (a whole float
+    without its ``.0``: the command line hands ``--dropout 1`` over as 1.0)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
     if value is None or isinstance(value, (bool, list, dict)):
         try:
             return json.dumps(value)
