@@ -149,8 +149,11 @@ def read_checkpoint(path: Path) -> Checkpoint:
     """The checkpoint folder ``path`` with its typed, checked config (weights are not loaded yet)."""
     path = Path(path)
     cfg_file = path / formats.CONFIG_FILE
-    if not path.is_dir() or not cfg_file.is_file() or not (path / formats.WEIGHTS_FILE).is_file():
+    if not path.is_dir():
         raise MissingInputError(path, "seqrec train ...", what="checkpoint")
+    for name in (formats.CONFIG_FILE, formats.WEIGHTS_FILE):  # a folder without them is not a checkpoint: name what is missing
+        if not (path / name).is_file():
+            raise MissingInputError(path / name, what="checkpoint file")
     raw = read_json_file(cfg_file, "checkpoint config")
     if not isinstance(raw, dict) or "model" not in raw:
         raise BadInputError(cfg_file, "not a seqrec checkpoint config (no \"model\" key)")
