@@ -368,7 +368,7 @@ def _layout(source: Source, spec: ReadSpec) -> _Layout:
             text = io.TextIOWrapper(fh, encoding=encoding, errors="replace", newline="")
             first = next((line for line in _physical_lines(text) if line.strip()), None)
     except (*_STREAM_ERRORS, ValueError) as exc:
-        raise BadInputError(source.name, f"cannot read the file ({exc})") from None
+        raise _unreadable(source, exc) from None
     except LookupError:
         raise SeqrecError(f"--encoding: unknown encoding {spec.encoding!r}") from None
     if first is None:
@@ -581,10 +581,16 @@ def _text_chunks(
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
         raise _bad_record(source, layout, exc) from None
     except _STREAM_ERRORS as exc:  # a corrupt or truncated compressed file (was a bare "Aborted!" or a traceback)
-        what = f"corrupt or truncated {source.compression} data" if source.compression else "cannot read the file"
-        raise BadInputError(source.name, f"{what} ({exc})") from None
+        raise _unreadable(source, exc) from None
     finally:
         stream.close()
+
+
+def _unreadable(source: Source, exc: Exception) -> BadInputError:
+    """A file that cannot be read to its end: for a compressed one, its data are corrupt or truncated."""
+    if source.compression and not isinstance(exc, ValueError):
+        return BadInputError(source.name, f"corrupt or truncated {source.compression} data ({exc})")
+    return BadInputError(source.name, f"cannot read the file ({exc})")
 
 
 def _undecodable(source: Source, layout: _Layout) -> BadInputError:
