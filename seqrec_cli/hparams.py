@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from .errors import BadInputError, SeqrecError
 
 SEED_MAX = 2**32 - 1  # numpy's and torch's generators both take seeds in 0 .. 2**32 - 1
+FLOAT32_MAX = 3.4028234663852886e38  # the largest 32-bit float: torch's parameters and rates are float32
 
 
 def hp(
@@ -166,6 +167,8 @@ def check_value(p: Param, value: Any, where: str) -> Any:
             ok = value < p.max if p.max_open else value <= p.max
     if not ok:
         raise SeqrecError(f"{where} must be {p.describe()}, got {shown(given)}")
+    if p.kind == "float" and abs(value) > FLOAT32_MAX:  # torch computes in 32-bit floats
+        raise SeqrecError(f"{where} must be {p.describe()} and at most 3.4e+38 (the largest 32-bit float), got {shown(given)}")
     return value
 
 
