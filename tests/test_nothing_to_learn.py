@@ -12,6 +12,7 @@ Case 13 of ../shared/cases is the first test, with the same inputs (tests/data/c
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,14 @@ def test_raw_ids_with_leading_zeros_stay_distinct_through_recommend(runner, work
         sorted(set(ITEMS) - {"42", "7"}),
         sorted(set(ITEMS) - {"0108775015", "A"}),
     ]
+
+
+# ---------------------------------------------------------------- a loss that diverges
+@pytest.mark.parametrize("command", [["train", "gru4rec", *GRU], ["train", "sasrec", *SAS]], ids=["gru4rec", "sasrec"])
+def test_a_loss_that_becomes_nan_stops_the_run_and_saves_nothing_of_the_epoch(runner, workdir, command):
+    result = invoke(runner, "preprocess", "ml-1m", "--input", CASES / "08" / "ratings.dat", "--out-dir", "d", "--vocab", "v.txt")
+    assert result.exit_code == 0, result.output
+    result = invoke(runner, *command, "--train-dir", "d", "--model-dir", "m", "--epochs", 1, "--lr", "1e30")
+    line = error_line(result, alone=False)  # the step at which it happens depends on the arithmetic (threads)
+    assert re.fullmatch(r"Error: the loss became nan at epoch 1, step \d+; lower --lr \(nothing of this epoch was saved\)", line), line
+    assert not list((workdir / "m").glob("*epoch_*"))  # no checkpoint, no temporary one

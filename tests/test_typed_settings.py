@@ -134,8 +134,9 @@ def test_config_file_values_are_typed(runner, workdir, made, command, text, prob
         ('{"epochs": 1e400}', "epochs must be an integer from 1 to 100000, got inf"),
         ('{"batch_size": 2.0}', "batch_size must be an integer from 1 to 1048576, got 2"),
         ('{"n_negatives": 0}', "n_negatives must be an integer from 1 to 16777216, got 0"),
+        ('{"lr": 1e300}', "lr must be a number > 0 and at most 3.4e+38 (the largest 32-bit float), got 1e+300"),
     ],
-    ids=["list", "string", "null", "huge-float", "float-as-int", "below-range"],
+    ids=["list", "string", "null", "huge-float", "float-as-int", "below-range", "beyond-float32"],
 )
 def test_params_file_of_the_wrong_shape_or_type(runner, workdir, made, text, problem):
     Path("p.json").write_text(text, encoding="utf-8")
