@@ -149,8 +149,11 @@ def read_checkpoint(path: Path) -> Checkpoint:
     """The checkpoint folder ``path`` with its typed, checked config (weights are not loaded yet)."""
     path = Path(path)
     cfg_file = path / formats.CONFIG_FILE
-    if not path.is_dir() or not cfg_file.is_file() or not (path / formats.WEIGHTS_FILE).is_file():
+    if not path.is_dir():
         raise MissingInputError(path, "seqrec train ...", what="checkpoint")
+    for name in (formats.CONFIG_FILE, formats.WEIGHTS_FILE):  # a folder without them is not a checkpoint: name what is missing
+        if not (path / name).is_file():
+            raise MissingInputError(path / name, what="checkpoint file")
     raw = read_json_file(cfg_file, "checkpoint config")
     if not isinstance(raw, dict) or "model" not in raw:
         raise BadInputError(cfg_file, "not a seqrec checkpoint config (no \"model\" key)")
@@ -211,14 +214,82 @@ def load_train_state(ckpt: Checkpoint) -> dict:
     return _load_pt(ckpt, formats.STATE_FILE, "cpu")
 
 
-def build_model(entry: ModelEntry, model_config: Any, device: Any):
-    """A fresh model of ``entry`` from its config, on ``device``; a model too large for memory is an error."""
+TRAINING_COPIES = 4  # weights, gradients and two optimizer moments (Adam's m and v; Adagrad's sum and momentum)
+
+
+def build_model(entry: ModelEntry, model_config: Any, device: Any, training: bool = True):
+    """A fresh model of ``entry`` from its config, on ``device``.
+
+    Before anything is allocated, the model is laid out on torch's ``meta`` device to count its
+    parameters; when they cannot fit in the memory left on the device (``training``: four copies,
+    see :data:`TRAINING_COPIES`; for scoring one), that is one error naming the sizes to change,
+    instead of an allocation that fails deep in torch or a process the kernel kills.
+    """
+    import torch
+
+    with torch.device("meta"):
+        n = sum(t.numel() for t in entry.load_model()(model_config).state_dict().values())
+    weights = 4 * n  # float32
+    need = weights * (TRAINING_COPIES if training else 1)
+    have, where = available_memory(device)
+    if have is not None and need > have:
+        raise SeqrecError(_too_large(entry, model_config, n, need, have, where, training))
     try:
         return entry.load_model()(model_config).to(device)
     except (RuntimeError, MemoryError) as exc:
         if isinstance(exc, MemoryError) or "alloc" in str(exc) or "memory" in str(exc):
-            raise SeqrecError(f"{entry.title} with this configuration does not fit in memory ({model_config})") from None
+            raise SeqrecError(_too_large(entry, model_config, n, need, have, where, training)) from None
         raise
+
+
+def _too_large(entry: ModelEntry, model_config: Any, n: int, need: int, have: int | None, where: str, training: bool) -> str:
+    from .hparams import params_of
+
+    sizes = " ".join(
+        f"{p.flag} {getattr(model_config, p.name)}"
+        for p in params_of(type(model_config))
+        if p.arch and p.kind == "int" and getattr(model_config, p.name) != p.default
+    )
+    free = f"{where} has {_gib(have)} GiB available" if have is not None else f"{where} could not allocate it"
+    need_text = f"; training needs about {TRAINING_COPIES} times that ({_gib(need)} GiB: weights, gradients, optimizer state)"
+    return (
+        f"{entry.title}{' with ' + sizes if sizes else ''} ({model_config.n_items:,} items) has {n:,} parameters "
+        f"({_gib(4 * n)} GiB of float32 weights){need_text if training else ''}, but {free}; choose smaller sizes"
+    )
+
+
+def _gib(nbytes: int | None) -> str:
+    return f"{(nbytes or 0) / 2**30:,.1f}"
+
+
+def available_memory(device: Any) -> tuple[int | None, str]:
+    """(bytes that can still be allocated on ``device``, or None when unknown; the device in words)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+        except RuntimeError:
+            return None, "the GPU"
+        return int(free), "the GPU"
+    have = None
+    try:  # Linux: what can be allocated without pushing other programs out (swap counts: it still fits)
+        info = {}
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info[key] = int(value.split()[0]) * 1024
+        have = info["MemAvailable"] + info.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):
+        return None, "this machine"
+    try:  # a container's memory limit
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            have = min(have, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return have, "this machine"
 
 
 def load_state(model, ckpt: Checkpoint, device: Any) -> None:
@@ -237,7 +308,7 @@ def load_state(model, ckpt: Checkpoint, device: Any) -> None:
 def load_model(ckpt: Checkpoint, device: Any = "cpu"):
     """The one path from a checkpoint to a model (infer, evaluate, recommend, --init-from, --resume):
     build the registry's model from the typed config, load the verified weights, eval mode."""
-    model = build_model(ckpt.entry, ckpt.config.model_config, device)
+    model = build_model(ckpt.entry, ckpt.config.model_config, device, training=False)
     load_state(model, ckpt, device)
     model.eval()
     return model
@@ -259,7 +330,8 @@ def claim_model_dir(model_dir: Path, run: RunRecord, resume: bool, overwrite: bo
     """Make ``model_dir`` this run's folder: (the epoch to resume from, 0 = from scratch; the run record).
 
     A folder of another model or data set is refused; a folder with checkpoints of this run needs
-    ``--resume`` or ``--overwrite``. The caller holds the folder's lock.
+    ``--resume`` or ``--overwrite``; ``--resume`` continues only from a last checkpoint of this folder's run
+    (its run_id and epoch number), never one copied in from another run. The caller holds the folder's lock.
     """
     model_dir = Path(model_dir)
     existing = read_run(model_dir)
@@ -284,6 +356,18 @@ def claim_model_dir(model_dir: Path, run: RunRecord, resume: bool, overwrite: bo
             raise SeqrecError("--resume and --overwrite exclude each other")
         if not epochs or existing is None:
             raise MissingInputError(model_dir / f"{formats.CHECKPOINT_PREFIX}N", what="checkpoint to resume from")
+        last = read_checkpoint(formats.checkpoint_dir(model_dir, epochs[-1]))
+        run_file = model_dir / formats.RUN_FILE
+        if last.epoch != epochs[-1] or (existing.run_id and last.config.run_id != existing.run_id):
+            what = (
+                f"holds epoch {last.epoch} of its run, not epoch {epochs[-1]}"
+                if last.epoch != epochs[-1]
+                else f"belongs to another run than {run_file} (run {last.config.run_id}, not {existing.run_id})"
+            )
+            raise MismatchError(
+                f"--resume: {last.path} {what}: continuing from it would mix two runs in one folder; "
+                "move it out of this folder, or start over with --overwrite"
+            )
         return epochs[-1], existing
     if epochs and not overwrite:
         raise SeqrecError(

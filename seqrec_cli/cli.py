@@ -8,6 +8,7 @@ stays fast.
 from __future__ import annotations
 
 import os
+import traceback
 from typing import Annotated, Optional
 
 import typer
@@ -37,9 +38,14 @@ class SeqrecGroup(TyperGroup):
             msg = str(exc) if isinstance(exc, SeqrecError) else _os_error_text(exc)
             typer.echo(f"Error: {msg}", err=True)
             ctx.exit(1)
+        except EOFError as exc:  # click would print a bare "Aborted!" for it
+            if _debug["on"]:
+                traceback.print_exc()
+            typer.echo(f"Error: an input ended before it was complete ({exc or 'EOFError'}); --debug shows where", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             if _debug["on"]:
-                raise
+                traceback.print_exc()
             typer.echo(
                 "Error: interrupted; every file written so far is whole (a training run continues with --resume, "
                 "a download resumes on the next run)",

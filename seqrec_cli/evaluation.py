@@ -88,9 +88,10 @@ def protocol_labels(spec: EvalSpec, eval_target: str, n_items: int) -> tuple[str
 
 
 def sample_negatives(
-    seqs: Sequences, n_items: int, k: int, counts: np.ndarray | None, seed: int, chunk: int = 2048
+    seqs: Sequences, n_items: int, k: int, counts: np.ndarray | None, seed: int, chunk: int = 2048, where: str = "the split"
 ) -> torch.Tensor:
-    """[n_seqs, k] negatives per sequence, without replacement, excluding the sequence's items.
+    """[n_seqs, k] negatives per sequence, without replacement, excluding the sequence's items
+    (``where`` names the sequences in the error raised when a line leaves fewer than k candidates).
 
     Weighted sampling without replacement by the Gumbel-top-k trick: the k largest of
     log(w) + Gumbel noise are a draw of k items without replacement proportional to w.
@@ -109,10 +110,11 @@ def sample_negatives(
         keys[torch.from_numpy(own.row_ids()), torch.from_numpy(own.items)] = float("-inf")
         available = torch.isfinite(keys).sum(1)
         if (available < k).any():
-            row = start + int(torch.nonzero(available < k)[0])
+            first = int(torch.nonzero(available < k)[0])
+            seen = " and seen in training" if counts is not None else ""
             raise SeqrecError(
-                f"line {row + 1} of the split leaves fewer than {k} items that are not its own to sample "
-                "negatives from; lower --negatives"
+                f"--negatives {k}: line {start + first + 1} of {where} leaves only {int(available[first])} items "
+                f"(not in that line{seen}) to sample negatives from; lower --negatives"
             )
         out[start:stop] = keys.topk(k, dim=1).indices
     return out
@@ -132,7 +134,7 @@ def evaluate_batches(
     negatives = None
     if spec.negatives > 0:
         counts = train_counts if spec.sampling == "popularity" else None
-        negatives = sample_negatives(seqs, n_items, spec.negatives, counts, spec.seed)
+        negatives = sample_negatives(seqs, n_items, spec.negatives, counts, spec.seed, where=f"the {spec.split} split")
     for batch in batches:
         scores = batch.scores.float()
         targets = torch.from_numpy(batch.targets).to(scores.device)

@@ -128,6 +128,33 @@ def _user_facing(exc: BaseException, tmp: Path, dest: Path, kept: str) -> BaseEx
     return None
 
 
+def _cannot_create(exc: OSError, dest: Path, kept: str) -> BaseException:
+    """The error to raise when the temporary file or folder for ``dest`` (or its parent folder)
+    cannot be made: a full disk, a file standing where a folder must be, or ``exc`` naming ``dest``
+    instead of the temporary name."""
+    if is_disk_full(exc):
+        return DiskFullError(dest, kept)
+    blocking = file_in_the_way(exc)
+    if blocking is not None:
+        return blocking
+    if exc.filename and Path(exc.filename).name.startswith(f".{dest.name}.") and str(exc.filename).endswith(".tmp"):
+        return type(exc)(exc.errno, exc.strerror, str(dest))
+    return exc
+
+
+def file_in_the_way(exc: OSError, path: Path | str | None = None) -> SeqrecError | None:
+    """A file stands where a folder is needed (making ``a/b`` when ``a`` is a file): say so,
+    instead of the system's 'File exists' or 'Not a directory'. ``path``: the path as the user
+    gave it (default: the one the error names)."""
+    if not isinstance(exc, (FileExistsError, NotADirectoryError)) or not (exc.filename or path):
+        return None
+    path = Path(path if path is not None else exc.filename)
+    for candidate in (path, *path.parents):
+        if candidate.is_file():
+            return SeqrecError(f"{candidate}: is a file where a folder is needed; move it away or choose another path")
+    return None
+
+
 # ---------------------------------------------------------------- one file, one folder
 @contextlib.contextmanager
 def atomic_path(dest: Path | str, suffix: str = "", kept: str | None = None) -> Iterator[Path]:
@@ -143,9 +170,10 @@ def atomic_path(dest: Path | str, suffix: str = "", kept: str | None = None) -> 
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".tmp", dir=dest.parent)
     except OSError as exc:
-        if is_disk_full(exc):
-            raise DiskFullError(dest, kept_text) from exc
-        raise
+        better = _cannot_create(exc, dest, kept_text)
+        if better is exc:
+            raise
+        raise better from exc
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -175,9 +203,10 @@ def atomic_dir(dest: Path | str, kept: str | None = None) -> Iterator[Path]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     except OSError as exc:
-        if is_disk_full(exc):
-            raise DiskFullError(dest, kept_text) from exc
-        raise
+        better = _cannot_create(exc, dest, kept_text)
+        if better is exc:
+            raise
+        raise better from exc
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
@@ -317,15 +346,23 @@ def folder_lock(path: Path | str) -> Iterator[Path]:
             _held[key] = (fd, depth - 1)
         return
     made = _missing_parents(lock.parent)
+    tries = 0
     while True:
         try:
             lock.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~_umask())
-        except FileNotFoundError:  # a folder another process had just made was removed again: retry
-            continue
+        except FileNotFoundError as exc:  # a folder another process had just made was removed again: retry
+            tries += 1
+            if tries < 100:
+                continue
+            # the folder is there and still no file can be made in it (e.g. /proc): never loop forever
+            raise SeqrecError(f"{lock.parent}: cannot create files in this folder ({exc.strerror}); choose another path") from exc
         except OSError as exc:
             if is_disk_full(exc):
                 raise DiskFullError(Path(path), "nothing was written") from exc
+            blocking = file_in_the_way(exc, path)
+            if blocking is not None:
+                raise blocking from exc
             raise type(exc)(exc.errno, exc.strerror, str(path)) from exc  # the folder, not its lock file
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

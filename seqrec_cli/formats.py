@@ -383,28 +383,31 @@ class DatasetManifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: Path) -> DatasetManifest:
-        try:
-            splits = {k: SplitInfo(**v) for k, v in data["splits"].items()}
-            fields = {k: data[k] for k in ("dataset", "eval_target", "vocab_path", "vocab_sha256", "n_items")}
-        except (KeyError, TypeError) as exc:
-            raise BadInputError(source, f"not a processed-data manifest (missing or bad field {exc})") from None
+        """The typed manifest of a processed folder: every key of its type, counts in range, the
+        split files those seqrec writes; anything else is one error naming ``source`` and the key."""
+        from .hparams import parse_record, shown
+
         if data.get("kind") != "sequences":
             raise BadInputError(source, f"manifest of kind {data.get('kind')!r}, expected processed sequences")
-        if fields["eval_target"] not in EVAL_TARGETS:
-            raise BadInputError(source, f"eval_target must be one of {EVAL_TARGETS}")
-        has_users = data.get("has_users", False)
-        users_sha256 = data.get("users_sha256")
-        if not isinstance(has_users, bool) or (has_users and not isinstance(users_sha256, str)):
-            raise BadInputError(source, "not a processed-data manifest (has_users / users_sha256)")
-        return cls(
-            splits=splits,
-            inputs=data.get("inputs", []),
-            params=data.get("params", {}),
-            counts=data.get("counts", {}),
-            has_users=has_users,
-            users_sha256=users_sha256 if has_users else None,
-            **fields,
-        )
+        body = {k: v for k, v in data.items() if k not in ("format_version", "seqrec_version", "created")}
+        m = parse_record(cls, body, source)
+        if m.eval_target not in EVAL_TARGETS:
+            raise BadInputError(source, f"eval_target must be one of {', '.join(EVAL_TARGETS)}, got {shown(m.eval_target)}")
+        if m.n_items < 1:
+            raise BadInputError(source, f"n_items must be a positive integer, got {m.n_items}")
+        for name, info in m.splits.items():
+            if name not in SPLIT_FILES:
+                raise BadInputError(source, f"splits.{name}: not a split seqrec writes (those are {', '.join(SPLIT_FILES)})")
+            if info.path != SPLIT_FILES[name]:
+                raise BadInputError(source, f"splits.{name}.path must be {SPLIT_FILES[name]!r}, got {shown(info.path)}")
+            for key in ("sequences", "events"):
+                if getattr(info, key) < 0:
+                    raise BadInputError(source, f"splits.{name}.{key} must be a non-negative integer, got {getattr(info, key)}")
+        if m.has_users and m.users_sha256 is None:
+            raise BadInputError(source, "users_sha256 must be a string when has_users is true, got null")
+        if not m.has_users:
+            m.users_sha256 = None
+        return m
 
 
 @dataclass
@@ -550,6 +553,9 @@ def load_processed(folder: Path | str, verify: bool = True) -> ProcessedData:
         raise MissingInputError(vocab_file, make_hint(folder), what="vocabulary")
     if verify and sha256_file(vocab_file) != manifest.vocab_sha256:
         raise MismatchError(f"{vocab_file} changed since {folder / MANIFEST_FILE} was written; rerun preprocessing")
+    n_vocab = len(read_vocab(vocab_file)) if verify else manifest.n_items
+    if n_vocab != manifest.n_items:
+        raise BadInputError(folder / MANIFEST_FILE, f"n_items is {manifest.n_items}, but the vocabulary {vocab_file} has {n_vocab} items")
     splits: dict[str, Sequences] = {}
     for name, info in manifest.splits.items():
         path = folder / info.path

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import math
 import typing
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from .errors import BadInputError, SeqrecError
 
 SEED_MAX = 2**32 - 1  # numpy's and torch's generators both take seeds in 0 .. 2**32 - 1
+FLOAT32_MAX = 3.4028234663852886e38  # the largest 32-bit float: torch's parameters and rates are float32
 
 
 def hp(
@@ -144,7 +146,7 @@ def check_value(p: Param, value: Any, where: str) -> Any:
     """The value if it fits the declaration, else :class:`SeqrecError` ``<where> must be <describe()>,
     got <value>``. ``where`` names the option (``--seed``) or the file and key (``p.json: seed``).
     Integers are accepted for floats (and returned as floats); booleans are never numbers."""
-    ok = True
+    ok, given = True, value
     if p.kind == "bool":
         ok = isinstance(value, bool)
     elif p.kind == "choice":
@@ -164,8 +166,24 @@ def check_value(p: Param, value: Any, where: str) -> Any:
         if ok and p.max is not None:
             ok = value < p.max if p.max_open else value <= p.max
     if not ok:
-        raise SeqrecError(f"{where} must be {p.describe()}, got {value!r}")
+        raise SeqrecError(f"{where} must be {p.describe()}, got {shown(given)}")
+    if p.kind == "float" and abs(value) > FLOAT32_MAX:  # torch computes in 32-bit floats
+        raise SeqrecError(f"{where} must be {p.describe()} and at most 3.4e+38 (the largest 32-bit float), got {shown(given)}")
     return value
+
+
+def shown(value: Any) -> str:
+    """A value as the user wrote it, for messages: JSON's ``true``/``false``/``null`` and lists as
+    JSON (not Python's ``True``/``None``), strings quoted, numbers as they are (a whole float
+    without its ``.0``: the command line hands ``--dropout 1`` over as 1.0)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    if value is None or isinstance(value, (bool, list, dict)):
+        try:
+            return json.dumps(value)
+        except (TypeError, ValueError):
+            pass
+    return repr(value)
 
 
 def check_config(cfg: Any, where: str = "config") -> None:
@@ -194,7 +212,7 @@ def from_json(cls: type, body: Any, source: Path | str, extra: Mapping[str, Any]
         if name in body:
             v = body[name]
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise BadInputError(source, f"{name} must be a positive integer, got {v!r}")
+                raise BadInputError(source, f"{name} must be a positive integer, got {shown(v)}")
             values[name] = v
         elif name not in values:
             raise BadInputError(source, f"missing key: {name}")
@@ -328,6 +346,8 @@ def _typed_value(tp: Any, value: Any, source: Path | str, key: str) -> Any:
         value = float(value) if ok else value
     elif tp is str:
         ok, want = isinstance(value, str), "a string"
+    elif (tp is dict or origin is dict) and isinstance(value, dict) and get_args(tp) and dataclasses.is_dataclass(get_args(tp)[1]):
+        return {k: parse_record(get_args(tp)[1], v, source, f"{key}.{k}.") for k, v in value.items()}
     elif tp is dict or origin is dict:
         ok, want = isinstance(value, dict), "a JSON object"
         if ok and get_args(tp) and get_args(tp)[1] is str:
@@ -337,5 +357,5 @@ def _typed_value(tp: Any, value: Any, source: Path | str, key: str) -> Any:
     else:
         ok, want = True, ""
     if not ok:
-        raise BadInputError(source, f"{key} must be {want}, got {value!r}")
+        raise BadInputError(source, f"{key} must be {want}, got {shown(value)}")
     return value

@@ -170,7 +170,7 @@ class Trainer:
                 "change) or use a new --model-dir"
             )
         state = ckpt.load_train_state(last)
-        if scheduler is not None and state.get("planned_steps") not in (None, planned_steps):
+        if getattr(scheduler, "depends_on_total_steps", scheduler is not None) and state.get("planned_steps") not in (None, planned_steps):
             was = last.config.train_config.epochs
             raise MismatchError(
                 f"--resume with --epochs {self.tc.epochs}: the learning rate of this run follows a schedule over "

@@ -288,10 +288,11 @@ def recommend(
 def _read_raw_sequences(path: Path, index: dict[str, int]):
     """Raw-id lines -> (Sequences of indices, line ids, lines left empty, unknown item count)."""
     from ..sequences import Sequences
+    from ..textio import read_lines
 
-    if not path.is_file():
-        raise BadInputError(path, "input file not found")
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    # the shared text reader: UTF-8 (an undecodable byte is an error at its line), any line end,
+    # trailing blank lines ignored; line i is sequence i, so a blank line before the last is an error
+    lines = read_lines(path, what="input file", blank="empty line (every line must hold at least one item id)")
     if not lines:
         raise BadInputError(path, "empty input file")
     seqs, empty, unknown = [], [], 0

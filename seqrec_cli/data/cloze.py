@@ -84,11 +84,19 @@ class ClozeBatcher:
 
     On a CPU, a random batch runs as length-sorted chunks of 8 rows (far less padding, same
     gradient); on a GPU one padded matrix is faster; a bucketed batch already holds similar lengths.
-    Raises SeqrecError when ``window_step`` exceeds ``max_len`` (items would be skipped).
+    Raises SeqrecError when ``window_step`` exceeds ``max_len`` (items would be skipped), and when
+    no training sequence has two items: a masked item with no item around it has nothing to be
+    predicted from (the model could only learn the items' popularity).
     """
 
     def __init__(self, data, model_config, train_config, device):
         tc = self.tc = train_config
+        train = data.split("train")
+        if not (train.lengths >= 2).any():
+            raise SeqrecError(
+                f"{data.folder / 'train.txt'}: nothing to learn: no training sequence has 2 or more items "
+                "(BERT4Rec predicts each masked item from the items around it)"
+            )
         self.n_items = model_config.n_items
         step = tc.window_step or model_config.max_len
         if step > model_config.max_len:
@@ -99,7 +107,7 @@ class ClozeBatcher:
         chunked = device.type == "cpu" and tc.batching == "random"
         self.chunk_rows = CPU_CHUNK_ROWS if chunked else tc.batch_size
         self.rng = np.random.default_rng(tc.seed)
-        self.windows = make_windows(data.split("train"), model_config.max_len, step, tc.max_windows)
+        self.windows = make_windows(train, model_config.max_len, step, tc.max_windows)
         n = len(self.windows)
         self.n_last = n if tc.objective == "last" else 0
         if tc.objective == "both":

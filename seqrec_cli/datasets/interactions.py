@@ -39,6 +39,7 @@ import lzma
 import re
 import sys
 import warnings
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -54,6 +55,9 @@ from .table import IdCoder, Interactions
 
 CHUNK_ROWS = 1 << 20  # rows parsed, checked and coded at a time
 READ_BYTES = 1 << 20  # bytes read at a time from the file
+# what a corrupt or truncated file raises while it is decompressed and read (gzip: EOFError, zlib.error,
+# BadGzipFile; xz: EOFError, LZMAError; bz2: EOFError, OSError; zstd: EOFError from _ZstdFrames)
+_STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 LEAVE_ONE_OUT = "leave-one-out"
 SESSION_TIME = "session-time"
 SPLITS = (LEAVE_ONE_OUT, SESSION_TIME)
@@ -191,9 +195,7 @@ class Source:
         if self.compression == "xz":
             return lzma.LZMAFile(raw)  # type: ignore[return-value]
         if self.compression == "zstd":
-            import zstandard
-
-            return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True))  # type: ignore[arg-type]
+            return io.BufferedReader(_ZstdFrames(raw), READ_BYTES)  # type: ignore[return-value]
         return raw
 
     def record(self) -> dict[str, Any]:
@@ -215,6 +217,47 @@ def _compression(head: bytes) -> str | None:
     if head[:6] == b"\xfd7zXZ\x00":
         return "xz"
     return None
+
+
+class _ZstdFrames(io.RawIOBase):
+    """zstd frames one after another, decompressed. A file that ends inside a frame raises
+    EOFError, as gzip, bz2 and xz do (zstandard's own stream reader returns the part it has, so a
+    truncated file would silently lose its last rows)."""
+
+    def __init__(self, raw: BinaryIO):
+        import zstandard
+
+        self.raw, self._new = raw, zstandard.ZstdDecompressor().decompressobj
+        self.d = self._new()
+        self.in_frame = False  # bytes of an unfinished frame were fed
+        self.out, self.pos = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self.pos == len(self.out):
+            chunk = self.raw.read(READ_BYTES)
+            if not chunk:
+                if self.in_frame:
+                    raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+                return 0
+            parts = []
+            while chunk:
+                self.in_frame = True
+                parts.append(self.d.decompress(chunk))
+                if not self.d.eof:
+                    break
+                chunk, self.d, self.in_frame = self.d.unused_data, self._new(), False
+            self.out, self.pos = b"".join(parts), 0
+        n = min(len(buffer), len(self.out) - self.pos)
+        buffer[:n] = self.out[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 class _Counting(io.RawIOBase):
@@ -324,8 +367,8 @@ def _layout(source: Source, spec: ReadSpec) -> _Layout:
         with source.open() as fh:
             text = io.TextIOWrapper(fh, encoding=encoding, errors="replace", newline="")
             first = next((line for line in _physical_lines(text) if line.strip()), None)
-    except (OSError, EOFError, ValueError) as exc:
-        raise BadInputError(source.name, f"cannot read the file ({exc})") from None
+    except (*_STREAM_ERRORS, ValueError) as exc:
+        raise _unreadable(source, exc) from None
     except LookupError:
         raise SeqrecError(f"--encoding: unknown encoding {spec.encoding!r}") from None
     if first is None:
@@ -537,8 +580,17 @@ def _text_chunks(
         raise BadInputError(source.name, "empty file: no interactions") from None
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
         raise _bad_record(source, layout, exc) from None
+    except _STREAM_ERRORS as exc:  # a corrupt or truncated compressed file (was a bare "Aborted!" or a traceback)
+        raise _unreadable(source, exc) from None
     finally:
         stream.close()
+
+
+def _unreadable(source: Source, exc: Exception) -> BadInputError:
+    """A file that cannot be read to its end: for a compressed one, its data are corrupt or truncated."""
+    if source.compression and not isinstance(exc, ValueError):
+        return BadInputError(source.name, f"corrupt or truncated {source.compression} data ({exc})")
+    return BadInputError(source.name, f"cannot read the file ({exc})")
 
 
 def _undecodable(source: Source, layout: _Layout) -> BadInputError:

@@ -109,8 +109,9 @@ def adamw_with_warmup(
 ):
     """AdamW with decoupled weight decay (none on biases and LayerNorm weights), a linear warm-up
     over ``warmup_steps`` and then a linear decay to 0 at ``total_steps`` (BERT, Devlin et al. 2019,
-    §A.2; BERT4Rec trains the same way) or a constant rate (``decay_to_zero=False``; then with no
-    warm-up there is no schedule at all, and a run may be resumed with more epochs)."""
+    §A.2; BERT4Rec trains the same way) or a constant rate (``decay_to_zero=False``; then the rate
+    does not depend on ``total_steps`` (with no warm-up there is no schedule at all), and a run may
+    be resumed with more epochs)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
@@ -129,4 +130,6 @@ def adamw_with_warmup(
             return 1.0
         return max(0.0, (total - step) / (total - warm))
 
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    schedule.depends_on_total_steps = decay_to_zero  # read by --resume: only then must --epochs stay the same
+    return opt, schedule
