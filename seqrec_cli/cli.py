@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .commands import download as download_cmd
+from .commands import export as export_cmd
 from .commands import infer as infer_cmd
 from .commands import plot as plot_cmd
 from .commands import preprocess as preprocess_cmd
@@ -97,6 +98,7 @@ app.command("infer")(infer_cmd.infer)
 app.command("evaluate")(infer_cmd.evaluate)
 app.command("recommend")(infer_cmd.recommend)
 app.command("plot")(plot_cmd.plot)
+app.command("export")(export_cmd.export)
 
 
 def main() -> None:
