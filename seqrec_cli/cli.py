@@ -20,6 +20,7 @@ from .commands import infer as infer_cmd
 from .commands import plot as plot_cmd
 from .commands import preprocess as preprocess_cmd
 from .commands import train as train_cmd
+from .commands import tune as tune_cmd
 from .errors import SeqrecError
 
 _debug = {"on": bool(os.environ.get("SEQREC_DEBUG"))}
@@ -99,6 +100,7 @@ app.command("evaluate")(infer_cmd.evaluate)
 app.command("recommend")(infer_cmd.recommend)
 app.command("plot")(plot_cmd.plot)
 app.command("export")(export_cmd.export)
+app.add_typer(tune_cmd.tune_app, name="tune")
 
 
 def main() -> None:
