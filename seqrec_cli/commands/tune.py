@@ -226,7 +226,8 @@ def _report(entry: ModelEntry, setup, result) -> None:
     say(json.dumps(result.best, indent=2))
     say(f"wrote {result.best_file}")
     say(f"next: {tuning.train_command(setup, result.best_file)}")
-    say(f"test figures of the best trial: seqrec evaluate --model-dir {best.user_attrs.get('folder')}")
+    seen = " --filter-seen" if setup.values.get("valid_filter_seen") else ""
+    say(f"test figures of the best trial: seqrec evaluate --model-dir {best.user_attrs.get('folder')}{seen}")
 
 
 for _entry in REGISTRY.values():
