@@ -112,8 +112,24 @@ def export_checkpoint(checkpoint: Checkpoint, fmt: str, output: Path | str, top_
     file against seqrec's scoring. Nothing is left at ``output`` if anything fails."""
     require_format(fmt)
     output = Path(output)
-    entry = checkpoint.entry
     model = load_model(checkpoint, "cpu")
+    digest, diff, checks = export_model(model, checkpoint.entry, fmt, output, top_k, str(checkpoint.path))
+    layout = checkpoint.entry.history_layout(model.config)
+    opset = _onnx_opset(output) if fmt == "onnx" else None
+    body = _sidecar(checkpoint, model.config, fmt, opset, output, digest, layout, top_k, checks, diff)
+    sidecar = sidecar_path(output)
+    write_json(sidecar, body)
+    return ExportResult(output, sidecar, body, diff, sum(len(s) for s in checks))
+
+
+def export_model(
+    model, entry, fmt: str, output: Path | str, top_k: int | None = None, name: str = "the model"
+) -> tuple[str, float, list[Sequences]]:
+    """Write ``model``'s history scorer (``entry``: its registry entry) to ``output`` as ``fmt`` and
+    check the written file against seqrec's scoring of ``model``: (SHA-256 of the file, largest
+    score difference, the check histories). Raises SeqrecError, leaving nothing at ``output``, when
+    the file does not run or disagrees by more than :data:`CHECK_ATOL`."""
+    output = Path(output)
     n_items = model.config.n_items
     if top_k is not None and not 1 <= top_k <= n_items:
         raise SeqrecError(f"--top-k must be from 1 to the number of items ({n_items}), got {top_k}")
@@ -124,7 +140,6 @@ def export_checkpoint(checkpoint: Checkpoint, fmt: str, output: Path | str, top_
     output_names = ["scores"] if top_k is None else ["top_scores", "top_items"]
     checks = _check_histories(layout, n_items)
     example = tuple(torch.from_numpy(v) for v in history_inputs(checks[-1], layout).values())
-    sidecar = sidecar_path(output)
     with atomic_path(output, suffix=output.suffix) as tmp:
         with torch.no_grad(), _quiet():
             if fmt == "onnx":
@@ -135,14 +150,11 @@ def export_checkpoint(checkpoint: Checkpoint, fmt: str, output: Path | str, top_
         diff = max(_check(model, entry, seqs, layout, run, top_k) for seqs in checks)
         if not diff <= CHECK_ATOL:
             raise SeqrecError(
-                f"the exported {fmt} graph disagrees with seqrec's scoring of {checkpoint.path} by {diff:.3g} "
+                f"the exported {fmt} graph disagrees with seqrec's scoring of {name} by {diff:.3g} "
                 f"(more than {CHECK_ATOL}); {output} was not written"
             )
         digest = sha256_file(tmp)
-    opset = _onnx_opset(output) if fmt == "onnx" else None
-    body = _sidecar(checkpoint, model.config, fmt, opset, output, digest, layout, top_k, checks, diff)
-    write_json(sidecar, body)
-    return ExportResult(output, sidecar, body, diff, sum(len(s) for s in checks))
+    return digest, diff, checks
 
 
 @contextlib.contextmanager

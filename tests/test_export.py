@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from seqrec_cli import formats
 from seqrec_cli.checkpoint import load_model, read_checkpoint
-from seqrec_cli.export import history_inputs
+from seqrec_cli.export import export_model, history_inputs
 from seqrec_cli.models import REGISTRY
 from seqrec_cli.scoring import score_batches
 from seqrec_cli.sequences import Sequences
@@ -81,6 +81,21 @@ def test_history_scorer_gives_seqrecs_scores(name, config):
         got = model.history_scorer()(*inputs)
     assert got.shape == (7, 31) and torch.isneginf(got[:, 0]).all()
     assert torch.allclose(got[:, 1:], ref[:, 1:], atol=1e-5), (got - ref)[:, 1:].abs().max()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [SCORERS[2][1], SCORERS[4][1]], ids=["embedding-2-layers", "onehot-2-layers"])
+def test_every_gru4rec_input_exports_to_onnx(config, tmp_path):
+    """The one-hot input layer and a separate embedding export too (one nn.GRU call: torch.onnx keeps
+    the length dynamic for the first GRU call of a graph only)."""
+    import onnxruntime as ort
+
+    entry, model = _tiny("gru4rec", **config)
+    digest, diff, checks = export_model(model, entry, "onnx", tmp_path / "g.onnx")
+    assert diff <= 1e-4 and digest == hashlib.sha256((tmp_path / "g.onnx").read_bytes()).hexdigest()
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    shapes = [i.shape for i in session.get_inputs()]
+    assert shapes == [["batch", "length"], ["batch"]]
 
 
 def test_history_inputs_follow_the_layout():

@@ -209,10 +209,12 @@ class GRU4RecHistoryScorer(nn.Module):
 
     seqrec scores GRU4Rec session-parallel, one event per step (:meth:`GRU4Rec.step` through
     ``nn.GRUCell``); an exported graph cannot carry that walk's state, so this module runs the same
-    recurrence over a padded matrix with ``nn.GRU`` modules built from the cells' weights (the same
+    recurrence over a padded matrix with one ``nn.GRU`` built from the cells' weights (the same
     equations, gate order r, z, n) and reads the top layer's state after each history's last item.
-    The one-hot input layer (no shared or separate embedding) is a GRU whose input gates are the
-    looked-up rows ``onehot_gates[item] + onehot_bias`` (input weights = identity, no hidden bias).
+    The one-hot input layer (no shared or separate embedding) is its first layer: input = the
+    looked-up rows ``onehot_gates[item]``, input weights = identity, input bias ``onehot_bias``,
+    no hidden bias. (One ``nn.GRU`` call: torch.onnx exports only the first GRU call of a graph with
+    a dynamic length.)
 
     items: [B, T] int64, every item of each history, right-padded with 0 (padding after the last item
     never reaches the state that is read); lengths: [B] int64, items per row (>= 1) -> scores
@@ -225,21 +227,22 @@ class GRU4RecHistoryScorer(nn.Module):
         self.model = model
         c = model.config
         h = c.hidden_size
-        self.onehot: nn.GRU | None = None
-        if c.input_mode == "onehot":
-            self.onehot = nn.GRU(3 * h, h, batch_first=True)
-            with torch.no_grad():
-                self.onehot.weight_ih_l0.copy_(torch.eye(3 * h))
-                self.onehot.bias_ih_l0.copy_(model.onehot_bias)
-                self.onehot.weight_hh_l0.copy_(model.onehot_hh)
-                self.onehot.bias_hh_l0.zero_()
-        self.gru: nn.GRU | None = None
-        if len(model.cells):
-            self.gru = nn.GRU(model.cells[0].input_size, h, num_layers=len(model.cells), batch_first=True)
-            with torch.no_grad():
-                for i, cell in enumerate(model.cells):
+        onehot = c.input_mode == "onehot"
+        first_in = 3 * h if onehot else model.cells[0].input_size
+        self.gru = nn.GRU(first_in, h, num_layers=c.num_layers, batch_first=True)
+        layers = [(model.onehot_hh, model.onehot_bias)] if onehot else []
+        layers += list(model.cells)
+        with torch.no_grad():
+            for i, layer in enumerate(layers):
+                if isinstance(layer, nn.GRUCell):
                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                        getattr(self.gru, f"{name}_l{i}").copy_(getattr(cell, name))
+                        getattr(self.gru, f"{name}_l{i}").copy_(getattr(layer, name))
+                else:  # the one-hot layer
+                    weight_hh, bias_ih = layer
+                    self.gru.weight_ih_l0.copy_(torch.eye(3 * h))
+                    self.gru.bias_ih_l0.copy_(bias_ih)
+                    self.gru.weight_hh_l0.copy_(weight_hh)
+                    self.gru.bias_hh_l0.zero_()
         self.to(model.out_weight.weight.device)
         self.eval()
 
@@ -247,11 +250,10 @@ class GRU4RecHistoryScorer(nn.Module):
         m = self.model
         mode = m.config.input_mode
         if mode == "onehot":
-            x, _ = self.onehot(m.onehot_gates(items))  # [B, T, H]
+            x = m.onehot_gates(items)  # [B, T, 3H]
         else:
             x = m.out_weight(items) if mode == "shared" else m.in_embedding(items)  # [B, T, E]
-        if self.gru is not None:
-            x, _ = self.gru(x)  # [B, T, H]: the top layer's state after each step
+        x, _ = self.gru(x)  # [B, T, H]: the top layer's state after each step
         index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, x.shape[2])  # [B, 1, H]
         last = x.gather(1, index).squeeze(1)  # [B, H]
         return m.score_all(last)
