@@ -16,10 +16,12 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .commands import download as download_cmd
+from .commands import export as export_cmd
 from .commands import infer as infer_cmd
 from .commands import plot as plot_cmd
 from .commands import preprocess as preprocess_cmd
 from .commands import train as train_cmd
+from .commands import tune as tune_cmd
 from .errors import SeqrecError
 from .threads import set_wait_policy
 
@@ -104,6 +106,8 @@ app.command("infer")(infer_cmd.infer)
 app.command("evaluate")(infer_cmd.evaluate)
 app.command("recommend")(infer_cmd.recommend)
 app.command("plot")(plot_cmd.plot)
+app.command("export")(export_cmd.export)
+app.add_typer(tune_cmd.tune_app, name="tune")
 
 
 def main() -> None:

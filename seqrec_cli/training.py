@@ -393,12 +393,14 @@ def train_model(
     device: torch.device,
     init_from: Path | None = None,
     arch_given: dict[str, str] | None = None,
+    epoch_callbacks: tuple[Any, ...] = (),
 ) -> dict[str, Any]:
     """Build the model and its batcher from checked settings and train it (see :class:`Trainer`).
 
     ``init_from``: a checkpoint of the same model and vocabulary whose architecture and weights
     the run starts from; ``arch_given`` (field -> where it was given) names architecture settings
-    the user asked for, refused when they differ from the checkpoint's.
+    the user asked for, refused when they differ from the checkpoint's; ``epoch_callbacks``: added
+    to :attr:`Trainer.epoch_callbacks` (seqrec tune reports and prunes through them).
     """
     train_config = entry.train_config(**train_values)
     model_config = entry.config(n_items=data.n_items, **model_values)
@@ -428,4 +430,6 @@ def train_model(
         ckpt.load_state(model, source, device)
         note(f"initialised from {source.path} ({source.config.stage} epoch {source.epoch})")
     batcher = entry.load_train_batcher()(data, model_config, train_config, device)
-    return Trainer(entry, model, batcher, train_config, run, data, train_dir).fit()
+    trainer = Trainer(entry, model, batcher, train_config, run, data, train_dir)
+    trainer.epoch_callbacks.extend(epoch_callbacks)
+    return trainer.fit()

@@ -10,6 +10,7 @@ e.g. BERT-style ones), then the defaults. Every value is checked before any data
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -153,22 +154,9 @@ def make_command(entry: ModelEntry, stage: str = "train"):
         from ..threads import configure as configure_threads
         from ..training import RunOptions, pick_device, train_model
 
-        params = model_params + train_params
-        values, sources, given = resolve_values(ctx, entry, params, kwargs, fixed)
-        config_file, init_from = kwargs["config"], kwargs["init_from"]
-        raw_config = None
-        if config_file is not None:
-            if init_from is not None:
-                raise MismatchError(f"--init-from {init_from} fixes the architecture; drop --config")
-            raw_config = read_json_file(config_file, "config file")
-            body = {k: v for k, v in raw_config.items() if k not in entry.config_ignored} if isinstance(raw_config, dict) else raw_config
-            for name, (value, where) in values_from_file(body, config_file, model_params, entry.config_aliases).items():
-                if name not in given:
-                    values[name], sources[name] = value, where
-        checked = {p.name: check_value(p, values[p.name], sources[p.name]) for p in params}
-        model_values = {p.name: checked[p.name] for p in model_params}
-        train_values = {p.name: checked[p.name] for p in train_params}
-        entry.config(n_items=1, **model_values).validate(str(config_file) if config_file else "the model options")
+        settings = resolve_settings(ctx, entry, kwargs, fixed)
+        model_values, train_values = settings.model_values, settings.train_values
+        init_from = kwargs["init_from"]
         run = RunOptions(
             model_dir=kwargs["model_dir"], resume=kwargs["resume"], overwrite=kwargs["overwrite"],
             log_every=kwargs["log_every"], eval_batch_size=kwargs["eval_batch_size"], stage=stage,
@@ -177,9 +165,8 @@ def make_command(entry: ModelEntry, stage: str = "train"):
         device = pick_device(kwargs["use_cuda"])
         configure_threads(kwargs["threads"])
         data, folder = load_training_data(entry.default_data, kwargs["train_dir"])
-        if raw_config is not None and entry.check_config_file is not None:
-            entry.check_config_file(raw_config, data.n_items, str(config_file))
-        arch_given = {p.name: sources[p.name] for p in model_params if p.arch and p.name in given}
+        settings.check_config_file(entry, data.n_items)
+        arch_given = {p.name: settings.sources[p.name] for p in model_params if p.arch and p.name in settings.given}
         result = train_model(entry, data, folder, model_values, train_values, run, device, init_from, arch_given)
         best = result["best"]
         if best.epoch is not None:
@@ -189,6 +176,60 @@ def make_command(entry: ModelEntry, stage: str = "train"):
     command.__doc__ = spec.help if spec else entry.help
     command.__name__ = f"{stage}_{entry.name}"
     return with_signature(command, signature)
+
+
+@dataclass
+class Settings:
+    """The checked hyperparameters of one training command line (see :func:`resolve_settings`)."""
+
+    model_values: dict[str, Any]  # model config fields (n_items comes from the data)
+    train_values: dict[str, Any]  # train config fields
+    sources: dict[str, str]  # field -> where its value came from, for messages (--lr, p.json: lr, ...)
+    given: set[str]  # fields set on the command line or in --params
+    from_config: set[str]  # fields set by the --config file
+    config_file: Path | None = None
+    raw_config: Any = None  # the parsed --config file
+
+    @property
+    def explicit(self) -> set[str]:
+        """Every field whose value the user chose (command line, --params, --config), not a default."""
+        return self.given | self.from_config
+
+    def check_config_file(self, entry: ModelEntry, n_items: int) -> None:
+        """The model's own check of a --config file against the data (e.g. BERT4Rec's vocab_size)."""
+        if self.raw_config is not None and entry.check_config_file is not None:
+            entry.check_config_file(self.raw_config, n_items, str(self.config_file))
+
+
+def resolve_settings(
+    ctx: typer.Context, entry: ModelEntry, kwargs: dict[str, Any], fixed: dict[str, Any] | None = None,
+    validate: bool = True,
+) -> Settings:  # fmt: skip
+    """Every hyperparameter of ``entry`` from a command's options: the command line, then --params,
+    then --config (model fields), then the defaults; every value checked (one error naming the
+    option or file and key), and, with ``validate``, the model config's cross-field checks."""
+    model_params = params_of(entry.config)
+    train_params = params_of(entry.train_config)
+    params = model_params + train_params
+    values, sources, given = resolve_values(ctx, entry, params, kwargs, fixed or {})
+    config_file, init_from = kwargs.get("config"), kwargs.get("init_from")
+    raw_config = None
+    from_config: set[str] = set()
+    if config_file is not None:
+        if init_from is not None:
+            raise MismatchError(f"--init-from {init_from} fixes the architecture; drop --config")
+        raw_config = read_json_file(config_file, "config file")
+        body = {k: v for k, v in raw_config.items() if k not in entry.config_ignored} if isinstance(raw_config, dict) else raw_config
+        for name, (value, where) in values_from_file(body, config_file, model_params, entry.config_aliases).items():
+            if name not in given:
+                values[name], sources[name] = value, where
+                from_config.add(name)
+    checked = {p.name: check_value(p, values[p.name], sources[p.name]) for p in params}
+    model_values = {p.name: checked[p.name] for p in model_params}
+    train_values = {p.name: checked[p.name] for p in train_params}
+    if validate:
+        entry.config(n_items=1, **model_values).validate(str(config_file) if config_file else "the model options")
+    return Settings(model_values, train_values, sources, given, from_config, config_file, raw_config)
 
 
 def _tensorboard_dir(kwargs: dict[str, Any]) -> Path | None:

@@ -11,7 +11,9 @@ points, so that a wrapper such as ``DistributedDataParallel`` sees every call:
 
 ``configure_optimizers`` gives the optimizer and learning-rate schedule the model trains with,
 and ``reset_state`` starts a new pass for a model that carries state from batch to batch
-(GRU4Rec's session-parallel hidden state).
+(GRU4Rec's session-parallel hidden state). ``history_scorer`` gives the model as a plain function
+of one padded history matrix (history in, scores out) that ``torch.onnx`` and ``torch.jit`` can
+export (``seqrec export``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ class SequentialRecommender(nn.Module):
 
     def reset_state(self) -> None:
         """Forget state carried between batches (start of an epoch or of a scoring pass)."""
+
+    def history_scorer(self) -> nn.Module:
+        """A module ``forward(items[, lengths]) -> scores [B, n_items + 1]`` that gives, from one padded
+        history matrix laid out as the registry entry's ``history_layout`` says, the scores ``score``
+        gives after each history (column 0, padding, -inf). Stateless, for eval mode, in tensor
+        operations that ``torch.onnx.export`` and ``torch.jit.trace`` follow with any batch size and
+        history length (``seqrec_cli.export``). It shares this model's weights."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def summary(self, train_config: Any) -> list[str]:
         n = sum(p.numel() for p in self.parameters())

@@ -129,6 +129,9 @@ class Bert4Rec(SequentialRecommender):
     def full_softmax_loss(self) -> bool:
         return True
 
+    def history_scorer(self) -> nn.Module:
+        return Bert4RecHistoryScorer(self)
+
     def configure_optimizers(self, train_config, total_steps: int):
         return adamw_with_warmup(
             self, train_config.lr, train_config.weight_decay, train_config.warmup_steps, total_steps
@@ -146,3 +149,18 @@ class Bert4Rec(SequentialRecommender):
             + f"), AdamW lr {tc.lr} (warm-up {tc.warmup_steps} steps, linear decay), {tc.batching} batches of "
             f"{tc.batch_size}",
         ]
+
+
+class Bert4RecHistoryScorer(nn.Module):
+    """BERT4Rec as ``items -> scores`` for export (``seqrec export``): ``items`` [B, T] int64 is what
+    ``score`` reads, the last ``max_len - 1`` history items then [MASK] (index n_items + 1), left-padded
+    with 0, T <= max_len; the result is the [MASK] position's scores [B, n_items + 1] (column i = item
+    index i; column 0, padding, is -inf). The same computation as :meth:`Bert4Rec.score`."""
+
+    def __init__(self, model: Bert4Rec):
+        super().__init__()
+        self.model = model
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        return m.logits(m.encode(items)[:, -1])[:, : m.config.mask_index]  # [B, N + 1]

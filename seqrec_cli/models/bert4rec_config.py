@@ -17,7 +17,7 @@ from typing import Literal
 from .. import formats
 from ..errors import SeqrecError
 from ..hparams import hp
-from .spec import MODEL, TRAINING, ModelEntry, Stage, TrainConfig
+from .spec import MODEL, TRAINING, HistoryLayout, ModelEntry, Stage, TrainConfig
 
 # keys of BERT-style config files (the original BERT4Rec's bert_config_*.json) -> our fields
 BERT_JSON_KEYS = {
@@ -132,11 +132,16 @@ def _train_batcher():
     return ClozeBatcher
 
 
+def _history_layout(config: Bert4RecConfig) -> HistoryLayout:
+    # the last max_len - 1 items before the target, then [MASK]; left-padded (positions count from the right)
+    return HistoryLayout(side="left", max_items=config.max_len - 1, append=config.mask_index, append_name="[MASK]")
+
+
 def _score_batches(seqs, mode, batch_size, config):
     from ..data.history import history_batches
 
-    # the last max_len - 1 items before the target, then [MASK]; left-padded
-    return history_batches(seqs, mode, batch_size, config.max_len - 1, append=config.mask_index, side="left")
+    layout = _history_layout(config)
+    return history_batches(seqs, mode, batch_size, layout.max_items, append=layout.append, side=layout.side)
 
 
 ENTRY = ModelEntry(
@@ -151,6 +156,7 @@ ENTRY = ModelEntry(
     load_model=_model,
     load_train_batcher=_train_batcher,
     score_batches=_score_batches,
+    history_layout=_history_layout,
     headline=("hr@10", "ndcg@10"),
     valid_metric="ndcg@10",
     default_data=formats.ML1M,

@@ -208,6 +208,9 @@ class GRU4Rec(SequentialRecommender):
     def full_softmax_loss(self) -> bool:
         return self.config.loss == "ce"
 
+    def history_scorer(self) -> nn.Module:
+        return GRU4RecHistoryScorer(self)
+
     def configure_optimizers(self, train_config, total_steps: int):
         """Adagrad with momentum (the original's) or Adam (SparseAdam for the sparse item
         embeddings); no schedule."""
@@ -238,3 +241,58 @@ class GRU4Rec(SequentialRecommender):
             f"{c.n_items:,} items, {n:,} parameters",
             f"loss {c.loss}, {train_config.optimizer} lr {train_config.lr}, batch {train_config.batch_size}",
         ]
+
+
+class GRU4RecHistoryScorer(nn.Module):
+    """GRU4Rec over whole histories, for export (``seqrec export``): ``(items, lengths) -> scores``.
+
+    seqrec scores GRU4Rec session-parallel, one event per step (:meth:`GRU4Rec.step` through
+    ``nn.GRUCell``); an exported graph cannot carry that walk's state, so this module runs the same
+    recurrence over a padded matrix with one ``nn.GRU`` built from the cells' weights (the same
+    equations, gate order r, z, n) and reads the top layer's state after each history's last item.
+    The one-hot input layer (no shared or separate embedding) is its first layer: input = the
+    looked-up rows ``onehot_gates[item]``, input weights = identity, input bias ``onehot_bias``,
+    no hidden bias. (One ``nn.GRU`` call: torch.onnx exports only the first GRU call of a graph with
+    a dynamic length.)
+
+    items: [B, T] int64, every item of each history, right-padded with 0 (padding after the last item
+    never reaches the state that is read); lengths: [B] int64, items per row (>= 1) -> scores
+    [B, n_items + 1] (column i = item index i; column 0, padding, is -inf), as the session-parallel
+    scoring gives after the last item (eval mode: no dropout).
+    """
+
+    def __init__(self, model: GRU4Rec):
+        super().__init__()
+        self.model = model
+        c = model.config
+        h = c.hidden_size
+        onehot = c.input_mode == "onehot"
+        first_in = 3 * h if onehot else model.cells[0].input_size
+        self.gru = nn.GRU(first_in, h, num_layers=c.num_layers, batch_first=True)
+        layers = [(model.onehot_hh, model.onehot_bias)] if onehot else []
+        layers += list(model.cells)
+        with torch.no_grad():
+            for i, layer in enumerate(layers):
+                if isinstance(layer, nn.GRUCell):
+                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                        getattr(self.gru, f"{name}_l{i}").copy_(getattr(layer, name))
+                else:  # the one-hot layer
+                    weight_hh, bias_ih = layer
+                    self.gru.weight_ih_l0.copy_(torch.eye(3 * h))
+                    self.gru.bias_ih_l0.copy_(bias_ih)
+                    self.gru.weight_hh_l0.copy_(weight_hh)
+                    self.gru.bias_hh_l0.zero_()
+        self.to(model.out_weight.weight.device)
+        self.eval()
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        mode = m.config.input_mode
+        if mode == "onehot":
+            x = m.onehot_gates(items)  # [B, T, 3H]
+        else:
+            x = m.out_weight(items) if mode == "shared" else m.in_embedding(items)  # [B, T, E]
+        x, _ = self.gru(x)  # [B, T, H]: the top layer's state after each step
+        index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, x.shape[2])  # [B, 1, H]
+        last = x.gather(1, index).squeeze(1)  # [B, H]
+        return m.score_all(last)

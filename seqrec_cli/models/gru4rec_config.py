@@ -15,7 +15,7 @@ from typing import Literal
 
 from .. import formats
 from ..hparams import hp
-from .spec import MODEL, TRAINING, ModelEntry, TrainConfig
+from .spec import MODEL, TRAINING, HistoryLayout, ModelEntry, TrainConfig
 
 
 @dataclass
@@ -83,6 +83,13 @@ def _score_batches(seqs, mode, batch_size, config):
     return session_parallel_score_batches(seqs, mode, batch_size)
 
 
+def _history_layout(config: GRU4RecConfig) -> HistoryLayout:
+    # seqrec scores session-parallel, step by step; the history scorer runs the same GRU over whole
+    # right-padded sessions (every item: the session-parallel walk never truncates) and reads the state
+    # after each session's last item
+    return HistoryLayout(side="right", max_items=None, lengths=True)
+
+
 ENTRY = ModelEntry(
     name="gru4rec",
     title="GRU4Rec",
@@ -93,6 +100,7 @@ ENTRY = ModelEntry(
     load_model=_model,
     load_train_batcher=_train_batcher,
     score_batches=_score_batches,
+    history_layout=_history_layout,
     headline=("recall@20", "mrr@20"),
     valid_metric="recall@20",
     default_data=formats.RSC15,

@@ -124,11 +124,20 @@ class SASRec(SequentialRecommender):
     def score(self, batch) -> torch.Tensor:
         """batch: a HistoryBatch (items [B, T] right-padded, lengths [B]) -> scores [B, N + 1] after
         each history's last item (column 0, padding, is -inf)."""
-        h = self.encode(batch.items)  # [B, T, H]
-        last = h[torch.arange(h.shape[0], device=h.device), batch.lengths - 1]  # [B, H]
+        return self.score_histories(batch.items, batch.lengths)
+
+    def score_histories(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """items: [B, T] right-padded, lengths: [B] (>= 1) -> scores [B, N + 1] after each history's
+        last item (column 0, padding, is -inf)."""
+        h = self.encode(items)  # [B, T, H]
+        index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, h.shape[2])  # [B, 1, H]
+        last = h.gather(1, index).squeeze(1)  # [B, H]
         scores = last @ self.item_embedding.weight.T
         scores[:, 0] = float("-inf")
         return scores
+
+    def history_scorer(self) -> nn.Module:
+        return SASRecHistoryScorer(self)
 
     def full_softmax_loss(self) -> bool:
         return self.config.loss == "ce"
@@ -148,3 +157,17 @@ class SASRec(SequentialRecommender):
             f"AdamW lr {tc.lr} ({tc.schedule}" + (f", warm-up {tc.warmup_steps} steps" if tc.warmup_steps else "")
             + f"), weight decay {tc.weight_decay}, batch {tc.batch_size}",
         ]  # fmt: skip
+
+
+class SASRecHistoryScorer(nn.Module):
+    """SASRec as ``(items, lengths) -> scores`` for export (``seqrec export``): ``items`` [B, T] int64
+    holds the last ``max_len`` history items right-padded with 0 (T <= max_len), ``lengths`` [B] int64
+    the real items per row (>= 1); the result is the scores after each history's last item
+    [B, n_items + 1] (column i = item index i; column 0, padding, is -inf), as :meth:`SASRec.score`."""
+
+    def __init__(self, model: SASRec):
+        super().__init__()
+        self.model = model
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.model.score_histories(items, lengths)

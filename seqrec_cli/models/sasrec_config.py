@@ -18,7 +18,7 @@ from typing import Literal
 from .. import formats
 from ..errors import SeqrecError
 from ..hparams import hp
-from .spec import MODEL, TRAINING, ModelEntry, TrainConfig
+from .spec import MODEL, TRAINING, HistoryLayout, ModelEntry, TrainConfig
 
 
 @dataclass
@@ -92,11 +92,16 @@ def _train_batcher():
     return CausalWindowBatcher
 
 
+def _history_layout(config: SASRecConfig) -> HistoryLayout:
+    # the last max_len items before the target, right-padded: the causal model reads left to right
+    return HistoryLayout(side="right", max_items=config.max_len, lengths=True)
+
+
 def _score_batches(seqs, mode, batch_size, config):
     from ..data.history import history_batches
 
-    # the last max_len items before the target, right-padded: the causal model reads left to right
-    return history_batches(seqs, mode, batch_size, config.max_len, side="right")
+    layout = _history_layout(config)
+    return history_batches(seqs, mode, batch_size, layout.max_items, side=layout.side)
 
 
 ENTRY = ModelEntry(
@@ -111,6 +116,7 @@ ENTRY = ModelEntry(
     load_model=_model,
     load_train_batcher=_train_batcher,
     score_batches=_score_batches,
+    history_layout=_history_layout,
     headline=("hr@10", "ndcg@10"),
     valid_metric="ndcg@10",
     default_data=formats.ML1M,

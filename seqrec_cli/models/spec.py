@@ -61,6 +61,26 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class HistoryLayout:
+    """How a model reads histories as one padded matrix ``items [B, T]`` (0 = padding): the input of
+    its history scorer (``SequentialRecommender.history_scorer``, what ``seqrec export`` writes) and,
+    for the models that score whole histories (BERT4Rec, SASRec), of their scoring batches."""
+
+    side: Literal["left", "right"]  # where the padding goes: left (the last item in the last column) | right
+    max_items: int | None  # the most recent history items kept (None = all of them)
+    append: int | None = None  # index added after each history (BERT4Rec's [MASK]), None = nothing
+    append_name: str = ""  # what the appended index is, for people ("[MASK]")
+    lengths: bool = False  # the scorer also takes lengths [B]: real entries per row (appended index included)
+
+    @property
+    def max_length(self) -> int | None:
+        """The widest ``items`` matrix the scorer takes (None = no limit)."""
+        if self.max_items is None:
+            return None
+        return self.max_items + (self.append is not None)
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """Everything the rest of seqrec needs to know about one model."""
 
@@ -72,6 +92,7 @@ class ModelEntry:
     load_model: Callable[[], type]  # -> the nn.Module class (a SequentialRecommender)
     load_train_batcher: Callable[[], type]  # -> the training batcher class (seqrec_cli.data)
     score_batches: Callable[..., Iterator[Any]]  # (seqs, mode, batch_size, model_config) -> score batches
+    history_layout: Callable[[Any], HistoryLayout]  # model config -> how its history scorer reads histories (export)
     headline: tuple[str, ...]  # the figures infer prints per epoch, as the model's literature names them
     valid_metric: str  # the validation figure that picks the best epoch (higher is better)
     default_data: str  # processed data set trained on by default (data/<name>)
