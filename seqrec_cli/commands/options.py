@@ -18,6 +18,25 @@ ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the epoch
 UseCuda = Annotated[
     bool, typer.Option("--use-cuda", help="Run on the GPU (clear error if CUDA is not available).", rich_help_panel=RUN)
 ]
+NumDevices = Annotated[
+    Optional[int],
+    typer.Option(
+        "--num-devices", min=1,
+        help="Run in N processes on this machine, data parallel (CPU: gloo; with --use-cuda one GPU each, NCCL), "
+        "started through torchrun's launcher. Under torchrun (one or several machines) leave it out: torchrun "
+        "decides. docs/distributed.md.",
+        show_default="1", rich_help_panel=RUN,
+    ),
+]  # fmt: skip
+Threads = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads", min=1,
+        help="Torch threads of each process.",
+        show_default="all cores for one process; cores / processes per machine with --num-devices or torchrun",
+        rich_help_panel=RUN,
+    ),
+]  # fmt: skip
 Resume = Annotated[
     bool,
     typer.Option(
