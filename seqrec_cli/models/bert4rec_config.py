@@ -132,11 +132,11 @@ def _train_batcher():
     return ClozeBatcher
 
 
-def _score_batches(seqs, mode, batch_size, config):
+def _score_batches(seqs, mode, batch_size, config, shard=None):
     from ..data.history import history_batches
 
     # the last max_len - 1 items before the target, then [MASK]; left-padded
-    return history_batches(seqs, mode, batch_size, config.max_len - 1, append=config.mask_index, side="left")
+    return history_batches(seqs, mode, batch_size, config.max_len - 1, append=config.mask_index, side="left", shard=shard)
 
 
 ENTRY = ModelEntry(

@@ -88,11 +88,11 @@ def _train_batcher():
     return CausalWindowBatcher
 
 
-def _score_batches(seqs, mode, batch_size, config):
+def _score_batches(seqs, mode, batch_size, config, shard=None):
     from ..data.history import history_batches
 
     # the last max_len items before the target, right-padded: the causal model reads left to right
-    return history_batches(seqs, mode, batch_size, config.max_len, side="right")
+    return history_batches(seqs, mode, batch_size, config.max_len, side="right", shard=shard)
 
 
 ENTRY = ModelEntry(
