@@ -25,8 +25,10 @@ from .options import (
     RUN,
     EvalBatchSize,
     LogEvery,
+    NumDevices,
     Overwrite,
     Resume,
+    Threads,
     UseCuda,
     default_train_dir,
     explicit,
@@ -125,6 +127,8 @@ def _run_parameters(entry: ModelEntry, model_dir: Path) -> list[inspect.Paramete
             None,
         ),  # fmt: skip
         ("use_cuda", UseCuda, False),
+        ("num_devices", NumDevices, None),
+        ("threads", Threads, None),
         ("resume", Resume, False),
         ("overwrite", Overwrite, False),
         ("log_every", LogEvery, 200),
@@ -147,8 +151,9 @@ def make_command(entry: ModelEntry, stage: str = "train"):
     signature = _run_parameters(entry, model_dir) + typer_parameters(model_params + train_params, defaults, hidden=fixed)
 
     def command(ctx: typer.Context, **kwargs: Any) -> None:
+        from .. import distributed
         from ..datasets import load_training_data
-        from ..training import RunOptions, pick_device, train_model
+        from ..training import RunOptions, train_model
 
         params = model_params + train_params
         values, sources, given = resolve_values(ctx, entry, params, kwargs, fixed)
@@ -171,7 +176,10 @@ def make_command(entry: ModelEntry, stage: str = "train"):
             log_every=kwargs["log_every"], eval_batch_size=kwargs["eval_batch_size"], stage=stage,
             tensorboard=_tensorboard_dir(kwargs),
         )  # fmt: skip
-        device = pick_device(kwargs["use_cuda"])
+        proc = distributed.start(kwargs["num_devices"], kwargs["use_cuda"], kwargs["threads"], resumable=True)
+        if proc is None:  # this process launched the workers, and they are done
+            return
+        device = proc.device
         data, folder = load_training_data(entry.default_data, kwargs["train_dir"])
         if raw_config is not None and entry.check_config_file is not None:
             entry.check_config_file(raw_config, data.n_items, str(config_file))
