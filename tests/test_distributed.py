@@ -299,19 +299,24 @@ def test_two_process_training_beats_popularity_and_validates_exactly_once(traine
 def test_evaluate_and_recommend_with_two_processes_equal_one_process(trained, runner, monkeypatch):
     """GRU4Rec's evaluation (session-parallel scoring, sharded by session) under the sampled
     protocol (the full protocol of every model is checked through validation above), and SASRec's
-    recommendations: one file, in input order, byte for byte what 1 process writes. The two
-    launches run side by side."""
+    recommendations: one file, in input order, byte for byte what 1 process writes; a user error
+    in 2 processes is the one line 1 process prints. The launches run side by side."""
     monkeypatch.chdir(trained)
     evaluate = ["evaluate", "--model-dir", "gru4rec", "--eval-batch-size", "64", "--negatives", "20"]
     recommend = ["recommend", "--model-dir", "sasrec", "--top-k", "5", "--exclude-seen", "--eval-batch-size", "64"]
     two = [
         start([*evaluate, "--num-devices", "2", "--threads", "1", "--output-json", "two.json"], trained, "ev2"),
         start([*recommend, "--num-devices", "2", "--threads", "1", "--output", "two.tsv"], trained, "rec2"),
+        start([*GRU, "--model-dir", "gru4rec", "--num-devices", "2"], trained, "refused"),  # a user error
     ]
     result = invoke(runner, *evaluate, "--output-json", "one.json")
     assert result.exit_code == 0, result.output
     assert invoke(runner, *recommend, "--output", "one.tsv").exit_code == 0
-    done = [ok(finish(proc)) for proc in two]
+    done = [ok(finish(proc)) for proc in two[:2]]
+    refused = finish(two[2])  # what 1 process says, once, and nothing of the workers' own
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        "Error: gru4rec already has checkpoints (epoch 1..2); pass --resume to continue that run or --overwrite to start over"
+    ], refused.stderr[-2000:]
     one, two_json = (json.loads((trained / f"{n}.json").read_text()) for n in ("one", "two"))
     assert two_json["protocol"] == one["protocol"] == "popularity-20"
     assert two_json["predictions"] == one["predictions"] == 600 and two_json["metrics"] == one["metrics"]
