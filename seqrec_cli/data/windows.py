@@ -66,7 +66,7 @@ def equal_share(n: int, world: int, what: str = "training windows") -> list[int]
     """How many of n training units (windows) each of ``world`` processes gets when process r takes
     units r, r + world, ...: they differ by at most one. Raises SeqrecError when some process
     would get none."""
-    if n < world:
+    if 1 < world and n < world:  # (one process with no window is the training loop's "nothing to learn")
         from ..errors import SeqrecError
 
         raise SeqrecError(f"the training split has {n:,} {what}, fewer than the {world} processes: use fewer processes")
