@@ -76,6 +76,7 @@ class CheckpointConfig:
     run_id: str  # the run this checkpoint belongs to (run.json of its folder)
     seqrec_version: str
     files: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256, filled in when saved
+    world_size: int = 1  # processes that trained it (data parallel; --resume needs as many)
 
     def to_json(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, **asdict(self)}

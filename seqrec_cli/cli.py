@@ -8,13 +8,14 @@ stays fast.
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
 
-from . import __version__
+from . import __version__, distributed
 from .commands import download as download_cmd
 from .commands import export as export_cmd
 from .commands import infer as infer_cmd
@@ -31,15 +32,28 @@ _debug = {"on": bool(os.environ.get("SEQREC_DEBUG"))}
 class SeqrecGroup(TyperGroup):
     """The root group: catches SeqrecError (and OS errors, and Ctrl-C) once for every command."""
 
+    def main(self, args=None, *rest, **kwargs):  # type: ignore[override]
+        # the command line as given, so that --num-devices can run it again in each worker
+        distributed.COMMAND_LINE[:] = list(sys.argv[1:] if args is None else args)
+        return super().main(args, *rest, **kwargs)
+
     def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except (SeqrecError, OSError) as exc:
+            msg = str(exc) if isinstance(exc, SeqrecError) else _os_error_text(exc)
+            if distributed.under_torchrun():  # a worker: tell the launcher; it prints the run's one line
+                show = distributed.record_failure(SeqrecError(msg) if isinstance(exc, OSError) else exc, True)
+                msg = distributed.error_prefix() + msg
+            else:
+                show = True
             if _debug["on"]:
                 raise
-            msg = str(exc) if isinstance(exc, SeqrecError) else _os_error_text(exc)
-            typer.echo(f"Error: {msg}", err=True)
+            if show:
+                typer.echo(f"Error: {msg}", err=True)
             ctx.exit(1)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # the CLI's own exits and usage errors
+            raise
         except EOFError as exc:  # click would print a bare "Aborted!" for it
             if _debug["on"]:
                 traceback.print_exc()
@@ -48,12 +62,21 @@ class SeqrecGroup(TyperGroup):
         except KeyboardInterrupt:
             if _debug["on"]:
                 traceback.print_exc()
+            if os.environ.get(distributed.ENV_LAUNCHED):  # a worker: the launcher says it once
+                ctx.exit(130)
             typer.echo(
                 "Error: interrupted; every file written so far is whole (a training run continues with --resume, "
                 "a download resumes on the next run)",
                 err=True,
             )
             ctx.exit(130)
+        except Exception as exc:  # a bug, or a collective that lost another worker
+            if not distributed.under_torchrun():
+                raise
+            show = distributed.record_failure(exc, False)
+            if _debug["on"] or show:
+                raise
+            ctx.exit(1)
 
 
 def _os_error_text(exc: OSError) -> str:

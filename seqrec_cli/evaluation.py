@@ -127,8 +127,11 @@ def evaluate_batches(
     eval_target: str,
     spec: EvalSpec,
     train_counts: np.ndarray | None = None,
+    combine: bool = False,
 ) -> EvalResult:
-    """Consume score batches and return metrics under ``spec``'s protocol."""
+    """Consume score batches and return metrics under ``spec``'s protocol. ``combine``: the batches
+    are this process's share of the predictions; the ranks of every process are added up (exactly:
+    a histogram of integers) and each process returns the metrics of all predictions."""
     start = time.perf_counter()
     acc = MetricAccumulator(spec.cutoffs, hit_name(eval_target))
     negatives = None
@@ -146,6 +149,12 @@ def evaluate_batches(
                 mask_history(scores, seqs, batch.rows, batch.target_pos)
             ranks = full_ranks(scores, targets)
         acc.add(ranks)
+    if combine:
+        from . import distributed
+
+        mine = np.zeros(distributed.max_int(len(acc.hist)), dtype=np.int64)  # one length for every process
+        mine[: len(acc.hist)] = acc.hist
+        acc.hist = distributed.sum_int64(mine)
     short, desc = protocol_labels(spec, eval_target, n_items)
     return EvalResult(acc.result(), acc.count, short, desc, time.perf_counter() - start)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 
@@ -51,7 +52,12 @@ def metrics_from_ranks(ranks: torch.Tensor, cutoffs: tuple[int, ...], hit_name: 
 
 @dataclass
 class MetricAccumulator:
-    """Sums per-prediction metrics batch by batch, so no score matrix outlives its batch.
+    """Counts predictions per rank, batch by batch, so no score matrix outlives its batch.
+
+    Every metric is a function of the rank alone, so the histogram of ranks (``hist[r]``:
+    predictions of rank r) holds all of them exactly: histograms of any split of the predictions
+    (batches, processes) add up to the same integers, and :meth:`result` turns them into the same
+    figures whatever the batch size or number of processes.
 
     ``hit_name`` is "hr" (leave-one-out literature) or "recall" (session-based literature); with
     one target per prediction they are the same number.
@@ -59,29 +65,43 @@ class MetricAccumulator:
 
     cutoffs: tuple[int, ...] = (1, 5, 10, 20)
     hit_name: str = "hr"
-    count: int = 0
-    sums: dict[str, float] = field(default_factory=dict)
+    hist: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))  # [max rank + 1]
+
+    @property
+    def count(self) -> int:
+        return int(self.hist.sum())
 
     def add(self, ranks: torch.Tensor) -> None:
-        r = ranks.detach().to("cpu", torch.float64)
-        self.count += int(r.numel())
-        inv = 1.0 / r
-        self._add("mrr", float(inv.sum()))
-        for k in self.cutoffs:
-            hit = r <= k
-            self._add(f"{self.hit_name}@{k}", float(hit.sum()))
-            self._add(f"ndcg@{k}", float((hit / torch.log2(r + 1.0)).sum()))
-            self._add(f"mrr@{k}", float((hit * inv).sum()))
+        r = ranks.detach().to("cpu", torch.int64).view(-1)
+        if r.numel() == 0:
+            return
+        self.add_hist(torch.bincount(r).numpy())
 
-    def _add(self, key: str, value: float) -> None:
-        self.sums[key] = self.sums.get(key, 0.0) + value
+    def add_hist(self, hist: np.ndarray) -> None:
+        """Add another histogram of ranks (another batch, another process)."""
+        if len(hist) > len(self.hist):
+            self.hist = np.concatenate([self.hist, np.zeros(len(hist) - len(self.hist), dtype=np.int64)])
+        self.hist[: len(hist)] += hist
 
     def result(self) -> dict[str, float]:
-        if self.count == 0:
+        count = self.count
+        if count == 0:
             return {}
-        keys = [f"{self.hit_name}@{k}" for k in self.cutoffs]
-        keys += [f"ndcg@{k}" for k in self.cutoffs] + [f"mrr@{k}" for k in self.cutoffs] + ["mrr"]
-        return {k: self.sums.get(k, 0.0) / self.count for k in keys}
+        nz = np.flatnonzero(self.hist)
+        h = self.hist[nz].astype(np.float64)  # ranks with predictions, ascending: a fixed order of summation
+        r = nz.astype(np.float64)
+        inv = h / r
+        out: dict[str, float] = {}
+        for k in self.cutoffs:
+            hit = nz <= k
+            out[f"{self.hit_name}@{k}"] = float(h[hit].sum()) / count
+        for k in self.cutoffs:
+            hit = nz <= k
+            out[f"ndcg@{k}"] = float((h[hit] / np.log2(r[hit] + 1.0)).sum()) / count
+        for k in self.cutoffs:
+            out[f"mrr@{k}"] = float(inv[nz <= k].sum()) / count
+        out["mrr"] = float(inv.sum()) / count
+        return out
 
 
 def ndcg_at(rank: int, k: int) -> float:

@@ -11,6 +11,11 @@ batcher uses (shuffling, masking, negative sampling) comes from generators seede
 seed; the states of all of them and of torch's global RNG (dropout) are saved with each epoch's
 checkpoint and restored by ``--resume``, so an interrupted run resumed from its last checkpoint
 ends with the same weights and metrics as an uninterrupted one (on the CPU).
+
+Several processes (``--num-devices``, torchrun): ``seqrec_cli.distributed`` wraps the model for
+data parallelism and gives each process its share of the data; every process runs this same loop,
+and only rank 0 writes (checkpoints with every process's RNG states, metrics.jsonl, run.json,
+curves, TensorBoard) and prints (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 import torch
 
-from . import __version__, formats
+from . import __version__, distributed, formats
 from . import checkpoint as ckpt
 from .console import Tracker, note, say
 from .errors import MismatchError, SeqrecError
@@ -122,17 +127,23 @@ class Trainer:
         self.valid_protocol = "full+filter-seen" if train_config.valid_filter_seen else "full"
         self.metrics_path = Path(run.model_dir) / formats.METRICS_FILE
         self.sink: Any = None  # TensorBoardSink while fit() runs with --tensorboard
-        self.epoch_callbacks: list[Any] = []  # f(epoch, stats, best) after each saved epoch (seqrec tune)
+        self.epoch_callbacks: list[Any] = []  # f(epoch, stats, best) after each saved epoch (seqrec tune; rank 0 only)
+        self.proc = distributed.context()  # this process's rank and world (rank 0 of 1 in one process)
+        self.main = self.proc.is_main  # rank 0 writes and prints; the other processes only compute
+        self.parallel = distributed.DataParallel(model)  # what a training step calls: model(batch), DDP-wrapped
+        self.valid_predictions = 0  # predictions the last validation scored
 
     # ------------------------------------------------------------------ bookkeeping
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.main:
+            return
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
         if self.sink is not None:
             self.sink.write(record)
 
     def _draw(self) -> None:
-        if self.run.curves:
+        if self.run.curves and self.main:
             from .plots import update_run_curves
 
             update_run_curves(self.run.model_dir)
@@ -158,7 +169,9 @@ class Trainer:
         spec = EvalSpec(
             split="valid", cutoffs=(10, 20), filter_seen=self.tc.valid_filter_seen, batch_size=self.run.eval_batch_size
         )
-        return evaluate_model(self.model, self.entry, self.data, spec, self.dtype).metrics
+        result = evaluate_model(self.model, self.entry, self.data, spec, self.dtype)
+        self.valid_predictions = result.predictions  # every process's together (checked against the split)
+        return result.metrics
 
     def _restore(self, start_epoch: int, record: ckpt.RunRecord, optimizer, scheduler, planned_steps: int):
         """--resume: check the settings, then load weights, optimizer, schedule and every RNG state."""
@@ -168,6 +181,13 @@ class Trainer:
                 f"--resume: the settings differ from those {last.path} was trained with; "
                 f"rerun with the same options (only {', '.join('--' + k.replace('_', '-') for k in RESUMABLE)} may "
                 "change) or use a new --model-dir"
+            )
+        if last.config.world_size != self.proc.world_size:
+            n = last.config.world_size
+            raise MismatchError(
+                f"--resume: {last.path} was trained by {n} process(es), this run has {self.proc.world_size}: resume with "
+                + ("no --num-devices (one process)" if n == 1 else f"--num-devices {n} (or torchrun with {n} processes in all)")
+                + ": each process's share of the data and its random streams are saved for that number"
             )
         state = ckpt.load_train_state(last)
         if getattr(scheduler, "depends_on_total_steps", scheduler is not None) and state.get("planned_steps") not in (None, planned_steps):
@@ -181,10 +201,11 @@ class Trainer:
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None and state.get("scheduler") is not None:
                 scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"]["torch"])
-            if "cuda" in state["rng"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-            self.batcher.load_rng_state(state["rng"]["batcher"])
+            rng = state["rng_ranks"][self.proc.rank] if "rng_ranks" in state else state["rng"]
+            torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+            self.batcher.load_rng_state(rng["batcher"])
             step = int(state["step"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise SeqrecError(
@@ -195,7 +216,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict[str, Any]:
-        """Train (or resume) into ``run.model_dir``, holding its lock: a second writer is refused."""
+        """Train (or resume) into ``run.model_dir``, holding its lock: a second writer is refused
+        (with several processes rank 0 holds it)."""
+        if not self.main:
+            return self._fit()
         with folder_lock(self.run.model_dir):
             return self._fit()
 
@@ -203,7 +227,9 @@ class Trainer:
         model, tc, run = self.model, self.tc, self.run
         data_ref = self.info["data"]
         wanted = ckpt.RunRecord(self.entry.name, data_ref.dataset, data_ref.train_dir, data_ref.data_fingerprint)
-        start_epoch, record = ckpt.claim_model_dir(run.model_dir, wanted, run.resume, run.overwrite)
+        start_epoch, record = distributed.from_main(
+            lambda: ckpt.claim_model_dir(run.model_dir, wanted, run.resume, run.overwrite)
+        )
         steps_per_epoch = self.batcher.steps_per_epoch()  # an estimate; corrected by each finished epoch's count
         planned_steps = steps_per_epoch * tc.epochs
         optimizer, scheduler = model.configure_optimizers(tc, planned_steps)
@@ -211,11 +237,12 @@ class Trainer:
         global_step = 0
         if start_epoch:
             global_step, best = self._restore(start_epoch, record, optimizer, scheduler, planned_steps)
-            self._truncate_log(start_epoch)
+            if self.main:
+                self._truncate_log(start_epoch)
             self._draw()
-        elif self.metrics_path.exists():
+        elif self.main and self.metrics_path.exists():
             self.metrics_path.unlink()
-        if run.tensorboard is not None:
+        if run.tensorboard is not None and self.main:
             from .tensorboard import TensorBoardSink
 
             self.sink = TensorBoardSink(run.tensorboard, start_step=global_step)
@@ -236,6 +263,12 @@ class Trainer:
             + f"; validation: full ranking{' without the items already in the history (full+filter-seen)' if tc.valid_filter_seen else ''}"
             + f", best epoch by {self.valid_key}"
         )  # fmt: skip
+        if self.proc.distributed:
+            p = self.proc
+            note(
+                f"{p.world_size} process{'es' if p.world_size > 1 else ''} ({p.backend}, {p.threads} thread(s) each): global batch "
+                f"{tc.batch_size * p.world_size} = {tc.batch_size} per process x {p.world_size}"
+            )
         if start_epoch >= tc.epochs:
             note(f"nothing to do: {run.model_dir} already has epoch {start_epoch} of {tc.epochs}")
         bad_epochs = 0
@@ -249,6 +282,7 @@ class Trainer:
             due = epoch % tc.valid_every == 0 or epoch == tc.epochs
             valid = self.validate() if due else None
             stats["valid"] = valid
+            stats["valid_predictions"] = self.valid_predictions if valid is not None else None
             stats["valid_protocol"] = self.valid_protocol if valid is not None else None
             stats["valid_seconds"] = round(time.perf_counter() - t1, 2) if valid is not None else None
             improved = False
@@ -261,12 +295,13 @@ class Trainer:
             self._log({"event": "epoch", "epoch": epoch, "step": global_step, **stats, "best": asdict(best)})
             if best.epoch is not None:
                 record = replace(record, best=best)
-                ckpt.write_run(run.model_dir, record)
+                if self.main:
+                    ckpt.write_run(run.model_dir, record)
             history.append({"epoch": epoch, **stats})
             if self.sink is not None:
                 self.sink.flush()
             self._draw()
-            for callback in self.epoch_callbacks:
+            for callback in self.epoch_callbacks if self.main else ():
                 callback(epoch, stats, best)
             line = (
                 f"epoch {epoch}: loss {stats['train_loss']:.4f}, {stats['steps']:,} steps, {stats['seconds']:.1f}s "
@@ -294,13 +329,15 @@ class Trainer:
         with Tracker(f"epoch {epoch}/{self.tc.epochs}", steps_estimate, kind="steps", log_every_steps=run.log_every) as tracker:
             for batch in self.batcher.epoch_batches():
                 with autocast(self.device, self.dtype):
-                    out = model(to_device(batch, self.device))
+                    out = self.parallel.forward(to_device(batch, self.device))
                 optimizer.zero_grad(set_to_none=True)
                 if self.scaler is not None:  # fp16 on CUDA
                     self.scaler.scale(out.loss).backward()
+                    self.parallel.after_backward()
                     self.scaler.unscale_(optimizer)
                 else:
                     out.loss.backward()
+                    self.parallel.after_backward()
                 if self.tc.max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), self.tc.max_grad_norm)
                 if self.scaler is not None:
@@ -328,6 +365,7 @@ class Trainer:
                     shown = n_steps
                 if n_steps % run.log_every == 0:
                     elapsed = time.perf_counter() - t0
+                    window_loss, window_n = distributed.sum_float64(window_loss, window_n)  # every process's
                     self._log(
                         {
                             "event": "step",
@@ -340,6 +378,8 @@ class Trainer:
                     )
                     window_loss, window_n = 0.0, 0
             tracker.advance(n_steps - shown)
+        loss_sum, n_targets = distributed.sum_float64(loss_sum, n_targets)  # over every process
+        n_targets = int(n_targets)
         if n_targets == 0:
             raise SeqrecError(f"epoch {epoch} had no training targets: nothing to learn (no checkpoint was written)")
         seconds = time.perf_counter() - t0
@@ -353,6 +393,8 @@ class Trainer:
         if self.device.type == "cuda":  # the epoch's peak, MiB (torch's allocator; the driver holds a little more)
             stats["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
             torch.cuda.reset_peak_memory_stats(self.device)
+        if self.proc.distributed:  # what each process holds (docs/distributed.md: memory)
+            stats["peak_rss_mb"] = distributed.all_gather(distributed.peak_rss_mb())  # rank order
         return stats
 
     def _save(self, epoch, stats, best, record, optimizer, scheduler, global_step, planned_steps) -> Path:
@@ -366,7 +408,13 @@ class Trainer:
             "step": global_step,
             "epoch": epoch,
             "planned_steps": planned_steps,
+            "world_size": self.proc.world_size,
         }
+        if self.proc.distributed:  # every process's streams, so that --resume continues each exactly
+            train_state["rng_ranks"] = distributed.all_gather(rng)
+            distributed.check_replicas(self.model)
+            if not self.main:
+                return formats.checkpoint_dir(self.run.model_dir, epoch)
         config = ckpt.CheckpointConfig(
             model=self.entry.name,
             stage=self.run.stage,
@@ -379,6 +427,7 @@ class Trainer:
             best=best,
             run_id=record.run_id,
             seqrec_version=__version__,
+            world_size=self.proc.world_size,
         )
         return ckpt.save_checkpoint(self.run.model_dir, config, self.model.state_dict(), train_state)
 
@@ -424,12 +473,15 @@ def train_model(
 
         loss = {p.name: model_values[p.name] for p in params_of(entry.config) if not p.arch}
         model_config = replace(fixed, **loss)
-    torch.manual_seed(train_config.seed)
+    torch.manual_seed(train_config.seed)  # the same initial weights in every process
     model = ckpt.build_model(entry, model_config, device)
     if source is not None:
         ckpt.load_state(model, source, device)
         note(f"initialised from {source.path} ({source.config.stage} epoch {source.epoch})")
-    batcher = entry.load_train_batcher()(data, model_config, train_config, device)
+    shard = distributed.shard()
+    if shard.world > 1:
+        torch.manual_seed(shard.seed(train_config.seed, 1))  # dropout: each process its own stream
+    batcher = entry.load_train_batcher()(data, model_config, train_config, device, shard=shard)
     trainer = Trainer(entry, model, batcher, train_config, run, data, train_dir)
     trainer.epoch_callbacks.extend(epoch_callbacks)
     return trainer.fit()

@@ -39,6 +39,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .threads import default_threads
 from . import formats
 from .console import note, say
 from .errors import BadInputError, MismatchError, SeqrecError
@@ -286,7 +287,7 @@ def run_tuning(setup: TuneSetup) -> TuneResult:
             deadline = None if setup.timeout is None else t0 + setup.timeout
             workers = min(setup.n_jobs, remaining)
             shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
-            threads = max(1, cpu_cores() // setup.n_jobs)
+            threads = default_threads(setup.n_jobs)
             if workers == 1:
                 run_worker(setup, shares[0], 0, deadline, threads)
             else:
@@ -308,13 +309,6 @@ def run_tuning(setup: TuneSetup) -> TuneResult:
 
             write_json(result.best_file, result.best)
         return result
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _open_study(optuna, setup: TuneSetup, sampler_seed: int):

@@ -19,6 +19,7 @@ import torch
 from conftest import REPO, invoke
 from helpers import env, error_line, seqrec_cmd, wait_for
 
+from seqrec_cli.threads import default_threads
 from seqrec_cli import tune as tuning
 from seqrec_cli.hparams import params_of
 from seqrec_cli.models import REGISTRY
@@ -183,7 +184,7 @@ def test_n_jobs_runs_trials_in_parallel_processes(tmp_path, runner):
     _space(tmp_path)
     result = invoke(runner, *_tune_args(tmp_path, 2, "--n-jobs", 2))
     assert result.exit_code == 0, result.output
-    threads = max(1, tuning.cpu_cores() // 2)
+    threads = default_threads(2)
     assert f"2 process(es) x {threads} torch thread(s)" in result.stdout
     trials = _study(tmp_path).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]

@@ -21,6 +21,7 @@ from .options import (
     FilterSeen,
     ModelDir,
     Negatives,
+    NumDevices,
     SampleSeed,
     Sampling,
     Split,
@@ -56,6 +57,7 @@ def infer(
     sample_seed: SampleSeed = 0,
     eval_batch_size: EvalBatchSize = 512,
     use_cuda: UseCuda = False,
+    num_devices: NumDevices = None,
     threads: Threads = None,
     output_json: Annotated[
         Optional[Path], typer.Option("--output-json", help="Where to write every figure.", show_default="<model-dir>/infer.json")
@@ -68,13 +70,14 @@ def infer(
     from rich import box
     from rich.table import Table
 
+    from .. import distributed
     from ..evaluation import metric_key
     from ..inference import checkpoints_in_range, data_for, evaluate_checkpoint, load
-    from ..threads import configure as configure_threads
-    from ..training import pick_device
 
-    device = pick_device(use_cuda)
-    configure_threads(threads)
+    proc = distributed.start(num_devices, use_cuda, threads)
+    if proc is None:  # this process launched the workers, and they are done
+        return
+    device = proc.device
     spec = _spec(split, cutoffs, negatives, sampling, filter_seen, sample_seed, eval_batch_size)
     found, missing, skipped = checkpoints_in_range(model_dir, start_index, last_index)
     data_cache: dict[str, formats.ProcessedData] = {}
@@ -121,6 +124,8 @@ def infer(
         table.add_row(str(r["epoch"]), *(f"{r['metrics'][k]:.4f}" for k in columns), f"{r['predictions']:,}")
     out.print(table)
     dest = output_json or Path(model_dir) / "infer.json"
+    if not proc.is_main:  # rank 0 writes
+        return
     write_json(
         dest,
         {
@@ -148,6 +153,7 @@ def evaluate(
     sample_seed: SampleSeed = 0,
     eval_batch_size: EvalBatchSize = 512,
     use_cuda: UseCuda = False,
+    num_devices: NumDevices = None,
     threads: Threads = None,
     output_json: Annotated[
         Optional[Path],
@@ -174,13 +180,14 @@ def evaluate(
     from rich.table import Table
 
     from .. import checkpoint as ckpt
+    from .. import distributed
     from ..evaluation import evaluate_popularity
     from ..inference import data_for, evaluate_checkpoint, load, resolve_checkpoint
-    from ..threads import configure as configure_threads
-    from ..training import pick_device
 
-    device = pick_device(use_cuda)
-    configure_threads(threads)
+    proc = distributed.start(num_devices, use_cuda, threads)
+    if proc is None:  # this process launched the workers, and they are done
+        return
+    device = proc.device
     spec = _spec(split, cutoffs, negatives, sampling, filter_seen, sample_seed, eval_batch_size)
     if baseline is not None:
         if test_dir is None:
@@ -208,6 +215,8 @@ def evaluate(
         dest = Path(test_dir) / f"baseline_{baseline}_{split}_{result.protocol}.json"
     else:
         dest = chosen.path / f"eval_{split}_{result.protocol}.json"
+    if not proc.is_main:  # rank 0 writes
+        return
     write_json(
         dest,
         {
@@ -247,19 +256,21 @@ def recommend(
     ] = None,
     eval_batch_size: EvalBatchSize = 512,
     use_cuda: UseCuda = False,
+    num_devices: NumDevices = None,
     threads: Threads = None,
 ) -> None:
     """Top-k next items after each sequence, as raw item ids through the vocabulary. By default
     for every test sequence of the training data (for leave-one-out data: every user's full
     history, i.e. a recommendation beyond the data)."""
     from .. import checkpoint as ckpt
+    from .. import distributed
     from ..inference import data_for, load, resolve_checkpoint
     from ..scoring import recommend as rec
-    from ..threads import configure as configure_threads
-    from ..training import pick_device
 
-    device = pick_device(use_cuda)
-    configure_threads(threads)
+    proc = distributed.start(num_devices, use_cuda, threads)
+    if proc is None:  # this process launched the workers, and they are done
+        return
+    device = proc.device
     chosen = ckpt.read_checkpoint(checkpoint) if checkpoint is not None else resolve_checkpoint(model_dir, epoch)
     data = data_for(chosen, test_dir)
     vocab = formats.read_vocab(data.vocab_file)
@@ -273,6 +284,8 @@ def recommend(
             say(f"note: {unknown:,} item ids of {input} are not in the vocabulary and were ignored")
     lm = load(chosen, device)
     top = rec(lm.model, lm.entry, seqs, top_k, exclude_seen, eval_batch_size, lm.dtype)
+    if top is None:  # another process than rank 0: rank 0 writes the recommendations of all
+        return
     dest = output or (chosen.path.parent / "recommendations.tsv")
     rows = {i: " ".join(vocab[j - 1] for j in r if j > 0) for i, r in enumerate(top)}
     with atomic_path(dest) as tmp:

@@ -18,6 +18,16 @@ ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the epoch
 UseCuda = Annotated[
     bool, typer.Option("--use-cuda", help="Run on the GPU (clear error if CUDA is not available).", rich_help_panel=RUN)
 ]
+NumDevices = Annotated[
+    Optional[int],
+    typer.Option(
+        "--num-devices", min=1,
+        help="Run in N processes on this machine, data parallel (CPU: gloo; with --use-cuda one GPU each, NCCL), "
+        "started through torchrun's launcher. Under torchrun (one or several machines) leave it out: torchrun "
+        "decides. docs/distributed.md.",
+        show_default="1", rich_help_panel=RUN,
+    ),
+]  # fmt: skip
 Resume = Annotated[
     bool,
     typer.Option(
@@ -93,8 +103,9 @@ CheckpointPath = Annotated[
 Threads = Annotated[
     Optional[int],
     typer.Option(
-        "--threads", min=1, envvar="SEQREC_THREADS", help="CPU threads torch may use in this process.",
-        show_default="the available cores, divided among the worker processes seqrec starts", rich_help_panel=RUN,
+        "--threads", min=1, envvar="SEQREC_THREADS", help="CPU threads torch may use in each process.",
+        show_default="the available cores, divided among the processes on this machine (--num-devices, torchrun)",
+        rich_help_panel=RUN,
     ),
 ]  # fmt: skip
 

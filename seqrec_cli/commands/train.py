@@ -26,9 +26,11 @@ from .options import (
     RUN,
     EvalBatchSize,
     LogEvery,
+    NumDevices,
     Threads,
     Overwrite,
     Resume,
+    Threads,
     UseCuda,
     default_train_dir,
     explicit,
@@ -126,8 +128,9 @@ def _run_parameters(entry: ModelEntry, model_dir: Path) -> list[inspect.Paramete
             ],
             None,
         ),  # fmt: skip
-        ("threads", Threads, None),
         ("use_cuda", UseCuda, False),
+        ("num_devices", NumDevices, None),
+        ("threads", Threads, None),
         ("resume", Resume, False),
         ("overwrite", Overwrite, False),
         ("log_every", LogEvery, 200),
@@ -150,9 +153,9 @@ def make_command(entry: ModelEntry, stage: str = "train"):
     signature = _run_parameters(entry, model_dir) + typer_parameters(model_params + train_params, defaults, hidden=fixed)
 
     def command(ctx: typer.Context, **kwargs: Any) -> None:
+        from .. import distributed
         from ..datasets import load_training_data
-        from ..threads import configure as configure_threads
-        from ..training import RunOptions, pick_device, train_model
+        from ..training import RunOptions, train_model
 
         settings = resolve_settings(ctx, entry, kwargs, fixed)
         model_values, train_values = settings.model_values, settings.train_values
@@ -162,8 +165,10 @@ def make_command(entry: ModelEntry, stage: str = "train"):
             log_every=kwargs["log_every"], eval_batch_size=kwargs["eval_batch_size"], stage=stage,
             tensorboard=_tensorboard_dir(kwargs),
         )  # fmt: skip
-        device = pick_device(kwargs["use_cuda"])
-        configure_threads(kwargs["threads"])
+        proc = distributed.start(kwargs["num_devices"], kwargs["use_cuda"], kwargs["threads"], resumable=True)
+        if proc is None:  # this process launched the workers, and they are done
+            return
+        device = proc.device
         data, folder = load_training_data(entry.default_data, kwargs["train_dir"])
         settings.check_config_file(entry, data.n_items)
         arch_given = {p.name: settings.sources[p.name] for p in model_params if p.arch and p.name in settings.given}

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..threads import default_threads
 from ..console import note, say
 from ..errors import SeqrecError
 from ..hparams import params_of, typer_parameters, with_signature
@@ -176,7 +177,7 @@ def make_command(entry: ModelEntry):
             eval_batch_size=kwargs["eval_batch_size"],
             data_fingerprint=data_info(data, folder)["data"].data_fingerprint,
         )
-        threads = max(1, tuning.cpu_cores() // setup.n_jobs)
+        threads = default_threads(setup.n_jobs)
         budget = f", budget {setup.timeout:g}s" if setup.timeout else ""
         say(
             f"seqrec tune {entry.name}: {setup.trials} trials{budget}, best by {setup.metric} on the validation split of "

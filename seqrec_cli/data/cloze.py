@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import SeqrecError
 from ..sequences import Sequences
-from .windows import bucketed_batches, length_chunks, make_windows, random_batches
+from .windows import bucketed_batches, equal_share, length_chunks, make_windows, random_batches
 
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1  # of the chosen positions; the remaining 0.1 stay unchanged
 CPU_CHUNK_ROWS = 8  # a random batch on a CPU runs as length-sorted chunks of this many rows
@@ -84,12 +84,17 @@ class ClozeBatcher:
 
     On a CPU, a random batch runs as length-sorted chunks of 8 rows (far less padding, same
     gradient); on a GPU one padded matrix is faster; a bucketed batch already holds similar lengths.
+    ``shard`` (a ``distributed.Shard``, data parallel training): this process trains on windows
+    rank, rank + world, ... with its own generator, and every process takes the same number of
+    steps (:func:`windows.equal_share`).
     Raises SeqrecError when ``window_step`` exceeds ``max_len`` (items would be skipped), and when
     no training sequence has two items: a masked item with no item around it has nothing to be
     predicted from (the model could only learn the items' popularity).
     """
 
-    def __init__(self, data, model_config, train_config, device):
+    def __init__(self, data, model_config, train_config, device, shard=None):
+        from ..distributed import Shard
+
         tc = self.tc = train_config
         train = data.split("train")
         if not (train.lengths >= 2).any():
@@ -97,6 +102,7 @@ class ClozeBatcher:
                 f"{data.folder / 'train.txt'}: nothing to learn: no training sequence has 2 or more items "
                 "(BERT4Rec predicts each masked item from the items around it)"
             )
+        self.shard = shard or Shard()
         self.n_items = model_config.n_items
         step = tc.window_step or model_config.max_len
         if step > model_config.max_len:
@@ -106,16 +112,24 @@ class ClozeBatcher:
             )
         chunked = device.type == "cpu" and tc.batching == "random"
         self.chunk_rows = CPU_CHUNK_ROWS if chunked else tc.batch_size
-        self.rng = np.random.default_rng(tc.seed)
-        self.windows = make_windows(train, model_config.max_len, step, tc.max_windows)
-        n = len(self.windows)
-        self.n_last = n if tc.objective == "last" else 0
+        self.rng = np.random.default_rng(self.shard.seed(tc.seed))
+        windows = make_windows(train, model_config.max_len, step, tc.max_windows)
+        total = len(windows)
+        self.windows = windows if self.shard.world == 1 else windows.take(self.shard.rows(total))
+        self.n_last, self.n_samples = self._samples(len(self.windows))
+        # the most samples any process has (shares differ by at most one window): every process pads to it
+        self.n_padded = max(self._samples(n)[1] for n in equal_share(total, self.shard.world))
+
+    def _samples(self, n: int) -> tuple[int, int]:
+        """(last-item samples, all samples) per epoch of n windows."""
+        tc = self.tc
+        n_last = n if tc.objective == "last" else 0
         if tc.objective == "both":
-            self.n_last = int(round(tc.last_share * n))
-        self.n_samples = (n if tc.objective != "last" else 0) + self.n_last
+            n_last = int(round(tc.last_share * n))
+        return n_last, (n if tc.objective != "last" else 0) + n_last
 
     def steps_per_epoch(self) -> int:
-        return -(-self.n_samples // self.tc.batch_size)
+        return -(-self.n_padded // self.tc.batch_size)
 
     def describe(self) -> str:
         return f"{len(self.windows):,} training windows -> {self.n_samples:,} samples/epoch"
@@ -134,9 +148,9 @@ class ClozeBatcher:
         inputs = Sequences.from_lengths(np.concatenate([p[0] for p in parts]), lengths)
         labels = Sequences.from_lengths(np.concatenate([p[1] for p in parts]), lengths)
         if tc.batching == "bucket":
-            batches = bucketed_batches(lengths, tc.batch_size, self.rng)
+            batches = bucketed_batches(lengths, tc.batch_size, self.rng, self.n_padded)
         else:
-            batches = random_batches(len(lengths), tc.batch_size, self.rng)
+            batches = random_batches(len(lengths), tc.batch_size, self.rng, self.n_padded)
         for rows in batches:
             yield ClozeBatch(
                 [(inputs.padded(chunk), labels.padded(chunk)) for chunk in length_chunks(rows, lengths, self.chunk_rows)]

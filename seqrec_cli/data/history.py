@@ -53,15 +53,23 @@ class HistoryBatch:
 
 
 def history_batches(
-    seqs: Sequences, mode: str, batch_size: int, max_history: int, append: int | None = None, side: str = "left"
+    seqs: Sequences,
+    mode: str,
+    batch_size: int,
+    max_history: int,
+    append: int | None = None,
+    side: str = "left",
+    shard: Any = None,
 ) -> Iterator[HistoryBatch]:
     """Batches of the predictions of ``seqs`` (see :func:`prediction_positions`), sorted by history
     length so each batch needs little padding; ``append`` (e.g. BERT4Rec's [MASK]) is added after
-    each history."""
+    each history. ``shard`` (a ``distributed.Shard``): only batches rank, rank + world, ... of that
+    sequence, so each prediction is scored in the very batch one process would score it in."""
     rows, target_pos = prediction_positions(seqs, mode)
     hist_len = np.minimum(target_pos, max_history)
     order = np.argsort(hist_len, kind="stable")  # similar lengths together: little padding
-    for start in range(0, len(order), batch_size):
+    rank, world = (shard.rank, shard.world) if shard is not None else (0, 1)
+    for start in range(rank * batch_size, len(order), batch_size * world):
         idx = order[start : start + batch_size]
         r, tp, hl = rows[idx], target_pos[idx], hist_len[idx]
         hist = seqs.slice(r, tp - hl, tp)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SeqrecError
-from .windows import length_chunks, make_windows, random_batches
+from .windows import equal_share, length_chunks, make_windows, random_batches
 
 CPU_CHUNK_ROWS = 8
 
@@ -39,8 +39,11 @@ class CausalWindowBatcher:
     """SASRec's training batches from the training split (see the module docstring). Raises
     SeqrecError when no training sequence has two items (no transition to learn)."""
 
-    def __init__(self, data, model_config, train_config, device):
+    def __init__(self, data, model_config, train_config, device, shard=None):
+        from ..distributed import Shard
+
         self.tc = train_config
+        self.shard = shard or Shard()
         self.loss = model_config.loss
         self.n_items = model_config.n_items
         train = data.split("train")
@@ -52,14 +55,18 @@ class CausalWindowBatcher:
                 "(SASRec predicts each next item)"
             )
         windows = windows.take(rows)
+        total = len(windows)
+        if self.shard.world > 1:  # this process's windows: rank, rank + world, ...
+            windows = windows.take(self.shard.rows(total))
+        self.n_padded = max(equal_share(total, self.shard.world))  # every process takes as many steps
         n = len(windows)
         self.inputs = windows.slice(np.arange(n), np.zeros(n, np.int64), windows.lengths - 1)
         self.targets = windows.slice(np.arange(n), np.ones(n, np.int64), windows.lengths)
         self.chunk_rows = CPU_CHUNK_ROWS if device.type == "cpu" else train_config.batch_size
-        self.rng = np.random.default_rng(train_config.seed)
+        self.rng = np.random.default_rng(self.shard.seed(train_config.seed))
 
     def steps_per_epoch(self) -> int:
-        return -(-len(self.inputs) // self.tc.batch_size)
+        return -(-self.n_padded // self.tc.batch_size)
 
     def describe(self) -> str:
         neg = {"ce": "all items", "sampled-ce": f"{self.tc.n_negatives} shared uniform negatives", "bce": "one uniform negative per position"}
@@ -70,7 +77,7 @@ class CausalWindowBatcher:
 
     def epoch_batches(self) -> Iterator[CausalBatch]:
         lengths = self.inputs.lengths
-        for rows in random_batches(len(lengths), self.tc.batch_size, self.rng):
+        for rows in random_batches(len(lengths), self.tc.batch_size, self.rng, self.n_padded):
             chunks: list[tuple[Any, ...]] = []
             for chunk in length_chunks(rows, lengths, self.chunk_rows):
                 inputs = self.inputs.padded(chunk, side="right")

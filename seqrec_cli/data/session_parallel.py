@@ -34,12 +34,19 @@ class Step:
 
 
 def session_parallel(
-    seqs: Sequences, order: np.ndarray, batch_size: int, final_step: bool = False
+    seqs: Sequences, order: np.ndarray, batch_size: int, final_step: bool = False, rank: int = 0, world: int = 1
 ) -> Iterator[Step]:
     """Yield the steps of one pass over ``seqs`` in ``order`` (an array of sequence indices).
 
     To apply a step to hidden states H [b_prev, d]: ``H = H[keep]`` (if keep is not None),
     then ``H[reset] = 0``, then run the cell on ``inputs``.
+
+    ``world`` > 1 (data parallel training): one walk with ``batch_size * world`` slots, of which
+    this process (``rank``) follows the slots s with s % world == rank and yields their rows only.
+    Every process of the run walks the same global walk, so all take the same number of steps
+    (toward the end a process may have no rows left: its steps are then empty), no session is
+    walked twice and none is left out, and together the processes see exactly the walk one process
+    with ``batch_size * world`` slots would see.
     """
     items, offsets = seqs.items, seqs.offsets
     n_steps = seqs.lengths - (0 if final_step else 1)
@@ -47,7 +54,7 @@ def session_parallel(
     order = order[n_steps[order] > 0]
     if len(order) == 0:
         return
-    b = min(batch_size, len(order))
+    b = min(batch_size * world, len(order))
     rows = order[:b].copy()
     next_session = b
     pos = offsets[rows].copy()  # absolute index of the current input
@@ -55,12 +62,18 @@ def session_parallel(
     seq_end = offsets[rows + 1]
     reset = np.ones(b, dtype=bool)
     keep: np.ndarray | None = None
+    owner = np.arange(b) % world  # the process each slot belongs to
+    mine: np.ndarray | None = None if world == 1 else np.flatnonzero(owner == rank)
     last = len(items) - 1
     while True:
         tgt = pos + 1
         has_target = tgt < seq_end
         targets = np.where(has_target, items[np.minimum(tgt, last)], 0)
-        yield Step(items[pos], targets, reset, keep, rows, pos - offsets[rows])
+        if mine is None:
+            yield Step(items[pos], targets, reset, keep, rows, pos - offsets[rows])
+        else:
+            p, r = pos[mine], rows[mine]
+            yield Step(items[p], targets[mine], reset[mine], keep, r, p - offsets[r])
         pos = pos + 1
         done = pos >= stop
         reset = np.zeros(len(pos), dtype=bool)
@@ -85,12 +98,18 @@ def session_parallel(
             alive[dropped] = False
             keep = np.flatnonzero(alive)
             rows, pos, stop, seq_end, reset = rows[keep], pos[keep], stop[keep], seq_end[keep], reset[keep]
+            if world > 1:  # this process's rows that survive, as indices into its previous step's rows
+                mine_alive = alive[owner == rank]
+                keep = None if mine_alive.all() else np.flatnonzero(mine_alive)
+                owner = owner[alive]
+                mine = np.flatnonzero(owner == rank)
             if len(pos) == 0:
                 return
 
 
 def count_steps(seqs: Sequences, batch_size: int, final_step: bool = False) -> int:
-    """An estimate of the number of steps in a pass (for progress bars): events / batch."""
+    """An estimate of the number of steps in a pass (for progress bars): events / batch (the
+    batch of all processes together in data parallel training)."""
     n = int((seqs.lengths - (0 if final_step else 1)).clip(min=0).sum())
     return max(1, -(-n // max(1, batch_size)))
 
@@ -141,12 +160,18 @@ class SessionParallelBatcher:
     seeded order every epoch (or file order), with ``n_sample`` negatives per step drawn by
     popularity ** alpha and shared by the batch (Hidasi & Karatzoglou 2018, §4.1).
 
+    ``shard`` (a ``distributed.Shard``, data parallel training): every process draws the same
+    session order and follows its own ``batch_size`` slots of one walk with ``batch_size x world``
+    slots (:func:`session_parallel`), so all take the same number of steps; its negatives come from
+    its own generator.
+
     Raises SeqrecError when no training session has two items (nothing to predict).
     """
 
-    def __init__(self, data, model_config, train_config, device):
+    def __init__(self, data, model_config, train_config, device, shard=None):
         import torch
 
+        from ..distributed import Shard
         from .sampling import PopularitySampler, popularity
 
         self.train = data.split("train")
@@ -157,11 +182,12 @@ class SessionParallelBatcher:
             )
         self.tc = train_config
         self.device = device
-        self.rng = np.random.default_rng(train_config.seed)
+        self.shard = shard or Shard()
+        self.rng = np.random.default_rng(train_config.seed)  # the session order: the same in every process
         self.counts = popularity(self.train.items, data.n_items)  # [N+1]
         self.sampler = None
         if model_config.loss != "ce" and train_config.n_sample > 0:
-            gen = torch.Generator(device=device).manual_seed(train_config.seed + 1)
+            gen = torch.Generator(device=device).manual_seed(self.shard.seed(train_config.seed + 1))
             self.sampler = PopularitySampler(
                 self.counts,
                 train_config.n_sample,
@@ -179,7 +205,7 @@ class SessionParallelBatcher:
             self.log_pop = torch.tensor(logc, dtype=torch.float32, device=device)  # [N+1]
 
     def steps_per_epoch(self) -> int:
-        return count_steps(self.train, self.tc.batch_size)
+        return count_steps(self.train, self.tc.batch_size * self.shard.world)
 
     def epoch_batches(self) -> Iterator[SessionParallelBatch]:
         import torch
@@ -188,7 +214,7 @@ class SessionParallelBatcher:
         order = self.rng.permutation(n) if self.tc.session_order == "shuffle" else np.arange(n)
         if self.sampler is not None:
             self.sampler.new_epoch()
-        for step in session_parallel(self.train, order, self.tc.batch_size):
+        for step in session_parallel(self.train, order, self.tc.batch_size, rank=self.shard.rank, world=self.shard.world):
             negatives = self.sampler.draw() if self.sampler is not None else None
             log_q = None
             if self.log_pop is not None:
@@ -217,12 +243,16 @@ class SessionParallelBatcher:
             self.sampler.generator.set_state(state["sampler"])
 
 
-def session_parallel_score_batches(seqs: Sequences, mode: str, batch_size: int) -> Iterator[SessionParallelScoreBatch]:
+def session_parallel_score_batches(
+    seqs: Sequences, mode: str, batch_size: int, shard: Any = None
+) -> Iterator[SessionParallelScoreBatch]:
     """Scoring steps over ``seqs`` in file order: mode "all" (every position after the first),
     "last" (the last item of each line) or "next" (after the whole line: recommendation, target
-    unknown). Each session starts from a zero hidden state."""
+    unknown). Each session starts from a zero hidden state. ``shard`` (a ``distributed.Shard``):
+    only the sessions rank, rank + world, ... (``rows`` stay indices into ``seqs``)."""
     lengths = seqs.lengths
-    for step in session_parallel(seqs, np.arange(len(seqs)), batch_size, final_step=(mode == "next")):
+    order = np.arange(len(seqs)) if shard is None else shard.rows(len(seqs))
+    for step in session_parallel(seqs, order, batch_size, final_step=(mode == "next")):
         if mode == "all":
             sel = np.flatnonzero(step.targets > 0)
         elif mode == "last":

@@ -39,19 +39,49 @@ def make_windows(seqs: Sequences, max_len: int, step: int, max_windows: int = 0)
     return seqs.slice(seq_of, start, end)
 
 
-def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def bucketed_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pad_to: int = 0
+) -> Iterator[np.ndarray]:
     """Sample indices grouped into batches of similar length (little padding), batches in random order.
 
     Cheapest per epoch, but on ML-1M it learns less per epoch than random batches (a batch of only
-    short or only long histories is a poor estimate of the full gradient; docs/benchmarks.md)."""
-    batches = cut(np.lexsort((rng.random(len(lengths)), lengths)), batch_size)
+    short or only long histories is a poor estimate of the full gradient; docs/benchmarks.md).
+    ``pad_to``: see :func:`padded_order`."""
+    idx = padded_order(len(lengths), pad_to, rng)
+    batches = [idx[b] for b in cut(np.lexsort((rng.random(len(idx)), lengths[idx])), batch_size)]
     for b in rng.permutation(len(batches)):
         yield batches[b]
 
 
-def random_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Sample indices in a fresh random order, cut into batches (each is padded to its own longest)."""
-    yield from cut(rng.permutation(n), batch_size)
+def random_batches(n: int, batch_size: int, rng: np.random.Generator, pad_to: int = 0) -> Iterator[np.ndarray]:
+    """Sample indices in a fresh random order, cut into batches (each is padded to its own longest).
+    ``pad_to``: see :func:`padded_order`."""
+    order = rng.permutation(n)
+    if pad_to > n:
+        order = np.concatenate([order, padded_order(n, pad_to, rng)[n:]])
+    yield from cut(order, batch_size)
+
+
+def equal_share(n: int, world: int, what: str = "training windows") -> list[int]:
+    """How many of n training units (windows) each of ``world`` processes gets when process r takes
+    units r, r + world, ...: they differ by at most one. Raises SeqrecError when some process
+    would get none."""
+    if 1 < world and n < world:  # (one process with no window is the training loop's "nothing to learn")
+        from ..errors import SeqrecError
+
+        raise SeqrecError(f"the training split has {n:,} {what}, fewer than the {world} processes: use fewer processes")
+    return [len(range(r, n, world)) for r in range(world)]
+
+
+def padded_order(n: int, pad_to: int, rng: np.random.Generator) -> np.ndarray:
+    """0..n-1, then (when ``pad_to`` > n) ``pad_to - n`` of them again, drawn at random: a data
+    parallel process with one window fewer than another trains on one of its own twice that
+    epoch, so that every process takes the same number of steps (DistributedDataParallel needs it).
+    In one process ``pad_to`` <= n and nothing is drawn."""
+    base = np.arange(n, dtype=np.int64)
+    if pad_to <= n:
+        return base
+    return np.concatenate([base, rng.choice(n, pad_to - n, replace=pad_to - n > n)])
 
 
 def length_chunks(rows: np.ndarray, lengths: np.ndarray, chunk_rows: int) -> list[np.ndarray]:

@@ -137,11 +137,11 @@ def _history_layout(config: Bert4RecConfig) -> HistoryLayout:
     return HistoryLayout(side="left", max_items=config.max_len - 1, append=config.mask_index, append_name="[MASK]")
 
 
-def _score_batches(seqs, mode, batch_size, config):
+def _score_batches(seqs, mode, batch_size, config, shard=None):
     from ..data.history import history_batches
 
     layout = _history_layout(config)
-    return history_batches(seqs, mode, batch_size, layout.max_items, append=layout.append, side=layout.side)
+    return history_batches(seqs, mode, batch_size, layout.max_items, append=layout.append, side=layout.side, shard=shard)
 
 
 ENTRY = ModelEntry(

@@ -77,10 +77,10 @@ def _train_batcher():
     return SessionParallelBatcher
 
 
-def _score_batches(seqs, mode, batch_size, config):
+def _score_batches(seqs, mode, batch_size, config, shard=None):
     from ..data.session_parallel import session_parallel_score_batches
 
-    return session_parallel_score_batches(seqs, mode, batch_size)
+    return session_parallel_score_batches(seqs, mode, batch_size, shard)
 
 
 def _history_layout(config: GRU4RecConfig) -> HistoryLayout:

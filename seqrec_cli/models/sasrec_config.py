@@ -97,11 +97,11 @@ def _history_layout(config: SASRecConfig) -> HistoryLayout:
     return HistoryLayout(side="right", max_items=config.max_len, lengths=True)
 
 
-def _score_batches(seqs, mode, batch_size, config):
+def _score_batches(seqs, mode, batch_size, config, shard=None):
     from ..data.history import history_batches
 
     layout = _history_layout(config)
-    return history_batches(seqs, mode, batch_size, layout.max_items, side=layout.side)
+    return history_batches(seqs, mode, batch_size, layout.max_items, side=layout.side, shard=shard)
 
 
 ENTRY = ModelEntry(

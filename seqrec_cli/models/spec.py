@@ -91,7 +91,7 @@ class ModelEntry:
     train_config: type  # a TrainConfig subclass
     load_model: Callable[[], type]  # -> the nn.Module class (a SequentialRecommender)
     load_train_batcher: Callable[[], type]  # -> the training batcher class (seqrec_cli.data)
-    score_batches: Callable[..., Iterator[Any]]  # (seqs, mode, batch_size, model_config) -> score batches
+    score_batches: Callable[..., Iterator[Any]]  # (seqs, mode, batch_size, model_config, shard=None) -> score batches
     history_layout: Callable[[Any], HistoryLayout]  # model config -> how its history scorer reads histories (export)
     headline: tuple[str, ...]  # the figures infer prints per epoch, as the model's literature names them
     valid_metric: str  # the validation figure that picks the best epoch (higher is better)
