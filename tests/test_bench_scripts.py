@@ -1,0 +1,115 @@
+"""The side-by-side benchmark scripts (scripts/bench_*.py, issue 15): each has --help, refuses bad
+input with one ``Error:`` line, and those that run on the bundled sample print exactly one
+``SUMMARY`` line on stdout (tiny sizes: the real measurements are run by hand, docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+SCRIPTS = [
+    "bench_gru4rec_official.py",
+    "bench_eval.py",
+    "bench_threads.py",
+    "bench_bert4rec_recipe.py",
+    "bench_precision.py",
+]
+SAMPLE = str(REPO / "data" / "sample")
+
+
+def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / name), *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def summary_of(out: subprocess.CompletedProcess) -> dict[str, str]:
+    """The one SUMMARY line of stdout as a dict (and nothing else on stdout)."""
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("SUMMARY "), out.stdout
+    fields = dict(item.split("=", 1) for item in lines[0].split()[1:])
+    assert all(v for v in fields.values()), fields
+    return fields
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help(name):
+    out = run_script(name, "--help", timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: ") and "--work" in out.stdout
+    assert "SUMMARY" in out.stdout  # the docstring says what the script reports
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "says"),
+    [
+        ("bench_threads.py", ["--rounds", "0"], "--rounds"),
+        ("bench_threads.py", ["--policies", "seqrec,fast"], "--policies"),
+        ("bench_threads.py", ["--command", "evaluate"], "--command"),
+        ("bench_eval.py", ["--models", "gru4rec,xlnet"], "--models"),
+        ("bench_eval.py", ["--catalogue-batch-sizes", "64"], "--catalogue-batch-sizes"),
+        ("bench_eval.py", ["--gru4rec-checkpoint", "/nonexistent/epoch_1", "--models", "gru4rec", "--catalogue", "0"], "checkpoint"),
+        ("bench_precision.py", ["--precision", "fp32"], "--precision"),
+        ("bench_bert4rec_recipe.py", ["--model", "gpt"], "--model"),
+        ("bench_bert4rec_recipe.py", ["--ratings", "/nonexistent/ratings.dat"], "/nonexistent/ratings.dat"),
+        ("bench_gru4rec_official.py", ["--train", SAMPLE + "/train.txt", "--test", SAMPLE + "/test.txt", "--official", "/nonexistent"], "/nonexistent/run.py"),
+        ("bench_threads.py", ["--work", str(REPO / "bench_tmp")], "inside the repository"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_error_line(name, args, says, tmp_path):
+    if "--work" not in args:
+        args = [*args, "--work", str(tmp_path / "work")]
+    out = run_script(name, *args, timeout=120)
+    assert out.returncode != 0
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and says in lines[0], out.stderr
+    assert not (REPO / "bench_tmp").exists()
+
+
+@pytest.mark.slow
+def test_threads_on_the_sample(tmp_path):
+    out = run_script(
+        "bench_threads.py", "--rounds", "1", "--policies", "seqrec", "--threads", "1", "--work", str(tmp_path),
+        "--command", "train gru4rec --epochs 1 --hidden-size 16 --n-sample 32",
+    )  # fmt: skip
+    fields = summary_of(out)
+    assert float(fields["seqrec_pair_over_single"]) > 0 and "old_pair_s" not in fields
+
+
+@pytest.mark.slow
+def test_eval_on_the_sample(tmp_path):
+    out = run_script(
+        "bench_eval.py", "--yoochoose-dir", SAMPLE, "--ml1m-dir", SAMPLE, "--models", "sasrec", "--repeats", "1",
+        "--threads", "1", "--catalogue", "3000", "--catalogue-batch-sizes", "8,64", "--work", str(tmp_path),
+    )  # fmt: skip
+    fields = summary_of(out)
+    assert fields["sasrec_predictions"] == "600" and fields["sasrec_items"] == "240"
+    assert fields["catalogue_items"] == "3000" and float(fields["rss_b64_gib"]) > 0
+
+
+@pytest.mark.slow
+def test_recipe_on_the_sample(tmp_path):
+    out = run_script(
+        "bench_bert4rec_recipe.py", "--ratings", str(REPO / "data" / "sample" / "raw" / "ratings.dat"), "--work", str(tmp_path),
+        "--", "--epochs", "1", "--max-len", "20", "--threads", "1",
+    )  # fmt: skip
+    fields = summary_of(out)
+    assert fields["model"] == "bert4rec" and fields["protocol"] == "full+filter-seen" and fields["epochs"] == "1"
+    assert 0 <= float(fields["ndcg@10"]) <= float(fields["hr@10"]) <= 1 and fields["met"] == "no"
+
+
+@pytest.mark.slow
+def test_precision_on_the_sample(tmp_path):
+    out = run_script(
+        "bench_precision.py", "--ml1m-dir", SAMPLE, "--models", "sasrec", "--rounds", "1", "--threads", "1",
+        "--train-args", "--max-len 20 --max-windows 1", "--work", str(tmp_path),
+    )  # fmt: skip
+    fields = summary_of(out)
+    assert fields["avx512_bf16"] in ("yes", "no") and float(fields["sasrec_bf16_over_fp32"]) > 0
+    assert re.fullmatch(r"[\d.]+", fields["sasrec_fp32_steps_per_s"])
