@@ -235,3 +235,54 @@ def iter_line_blocks(
         out = out if out.endswith(b"\n") else out + b"\n"
         check_decodes(path, out, encoding, line_no)
         yield line_no, out
+
+
+def read_ahead(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """The items of ``items`` in order, produced by a background thread up to ``depth`` ahead.
+
+    For :func:`iter_line_blocks`: the next block is read, line-end normalised, checked to decode
+    and hashed (``hashlib`` and file reads release the GIL) while the caller parses this one.
+    An exception of the producer is raised here, at the item where it happened; when the caller
+    stops early the producer stops too and its generator is closed (the file with it).
+    """
+    import queue
+    import threading
+
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((False, item)):
+                    return
+            put((True, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((True, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="seqrec-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            done, value = box.get()
+            if done:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        worker.join()

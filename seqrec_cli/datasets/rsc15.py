@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..errors import BadInputError, SeqrecError
 from ..fileio import atomic_path
-from ..textio import iter_line_blocks, read_text_bytes
+from ..textio import iter_line_blocks, read_ahead, read_text_bytes
 
 # ---------------------------------------------------------------- the official rules (docs/protocols.md §3)
 MIN_SESSION_LENGTH = 2  # steps 2 and 4: a session needs more than 1 event (>= 2)
@@ -123,39 +123,85 @@ def read_clicks(path: Path | str, progress: Progress = _noop, digest: Any = None
     ends), blank lines are skipped anywhere (a click's line carries no meaning of its own). The
     first bad line raises :class:`BadInputError` with its line number. ``progress`` is called with
     bytes read; ``digest`` (a hashlib object), if given, is updated with every byte of the file.
+
+    Each block of lines is read by the fast path (:func:`_fast_clicks`: pyarrow splits the fields,
+    every value is checked to be in the file's usual layout) and, only when some line is not, by
+    the exact scanner (:func:`_scan_clicks`: one regular expression per line, pandas for the
+    values), which reads a valid block in a less usual layout and names the first bad line of
+    any other. Both give the same values for every line the fast path accepts. The next block is
+    read, checked and hashed in a background thread while this one is parsed.
     """
     path = Path(path)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    blocks = iter_line_blocks(path, block=READ_BLOCK, progress=progress, digest=digest, what="clicks file")
-    for first_line, block in blocks:
-        bad = _BAD_LINE.search(b"\n" + block)
-        good = block if bad is None else block[: bad.start()]
-        table = pd.read_csv(
-            io.BytesIO(good),
-            header=None,
-            names=CLICK_FIELDS.split(","),
-            usecols=[0, 1, 2],
-            dtype={"SessionId": np.int64, "Timestamp": str, "ItemId": np.int64},
-            na_filter=False,  # the line pattern has checked every field
-            quoting=csv.QUOTE_NONE,
-            engine="c",
-        )
-        when = _parse_times(table["Timestamp"])
-        unreadable = when.isna().to_numpy()
-        if unreadable.any():
-            row = int(np.argmax(unreadable))
-            line = first_line + _nonblank_lines(good)[row]
-            raise BadInputError(path, _bad_timestamp(table["Timestamp"].iloc[row]), line=line)
-        if bad is not None:
-            line = first_line + good.count(b"\n")
-            raise BadInputError(path, _click_problem(block[bad.start() :].partition(b"\n")[0]), line=line)
-        ms = when.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)  # floors
-        parts.append((table["SessionId"].to_numpy(), table["ItemId"].to_numpy(), ms))
+    read = [0]  # bytes read so far (counted by the reading thread, reported from this one)
+    reported = 0
+    blocks = iter_line_blocks(path, block=READ_BLOCK, progress=_adder(read), digest=digest, what="clicks file")
+    for first_line, block in read_ahead(blocks):
+        clicks = _fast_clicks(block)
+        parts.append(clicks if clicks is not None else _scan_clicks(path, first_line, block))
+        del block
+        progress(read[0] - reported)
+        reported = read[0]
     if not any(len(p[0]) for p in parts):
         raise BadInputError(path, "empty file (no clicks)", line=1)
     session, item, time = (np.concatenate(column) for column in zip(*parts))
     del parts
     return Events(session, item, time).sorted()
+
+
+def _adder(total: list[int]) -> Progress:
+    def add(n: int) -> None:
+        total[0] += n
+
+    return add
+
+
+_CLICK_NAMES = CLICK_FIELDS.split(",")
+
+
+def _fast_clicks(block: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(session, item, Unix ms) of every click of ``block`` when each line has 4 fields, plain
+    integer ids (``[0-9]{1,18}``) and a timestamp ``YYYY-MM-DD[T ]hh:mm:ss.sssZ`` of a real
+    calendar time (see :mod:`seqrec_cli.columnar`); None when any line is otherwise."""
+    from .. import columnar
+
+    columns = columnar.read_text_columns(block, _CLICK_NAMES, ",", _CLICK_NAMES[:3])
+    if columns is None:
+        return None
+    session = columnar.plain_ints(columns[0])
+    item = columnar.plain_ints(columns[2]) if session is not None else None
+    ms = columnar.iso_ms(columns[1]) if item is not None else None
+    if ms is None:
+        return None
+    return session, item, ms
+
+
+def _scan_clicks(path: Path, first_line: int, block: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exact scanner of a block: every line matched against the click pattern, the values read
+    by pandas; raises :class:`BadInputError` at the first bad line (``first_line`` numbers the block's first)."""
+    bad = _BAD_LINE.search(b"\n" + block)
+    good = block if bad is None else block[: bad.start()]
+    table = pd.read_csv(
+        io.BytesIO(good),
+        header=None,
+        names=_CLICK_NAMES,
+        usecols=[0, 1, 2],
+        dtype={"SessionId": np.int64, "Timestamp": str, "ItemId": np.int64},
+        na_filter=False,  # the line pattern has checked every field
+        quoting=csv.QUOTE_NONE,
+        engine="c",
+    )
+    when = _parse_times(table["Timestamp"])
+    unreadable = when.isna().to_numpy()
+    if unreadable.any():
+        row = int(np.argmax(unreadable))
+        line = first_line + _nonblank_lines(good)[row]
+        raise BadInputError(path, _bad_timestamp(table["Timestamp"].iloc[row]), line=line)
+    if bad is not None:
+        line = first_line + good.count(b"\n")
+        raise BadInputError(path, _click_problem(block[bad.start() :].partition(b"\n")[0]), line=line)
+    ms = when.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)  # floors
+    return table["SessionId"].to_numpy(), table["ItemId"].to_numpy(), ms
 
 
 def _parse_times(text: pd.Series) -> pd.Series:
