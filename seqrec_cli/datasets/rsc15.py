@@ -48,7 +48,7 @@ TSV_HEADER = ("SessionId", "ItemId", "Time")  # filtered event tables: SessionId
 CLICK_FIELDS = "SessionId,Timestamp,ItemId,Category"
 
 READ_BLOCK = 32 << 20  # bytes of raw clicks parsed at a time
-WRITE_ROWS = 1 << 18  # rows (tokens for session lines) formatted at a time when writing text
+WRITE_ROWS = 1 << 20  # rows (tokens for session lines) formatted at a time when writing text
 MAX_DIGITS = 18  # integer ids longer than this are refused (int64 range)
 
 Log = Callable[[str], None]
@@ -398,16 +398,15 @@ def _time_split(
 
 
 # ---------------------------------------------------------------- writing text
-def _write_text(dest: Path, chunks: Iterable[str], staged: Path | None = None) -> dict[str, Any]:
-    """Write text atomically (renamed into place when complete), or into ``staged`` (a temporary
+def _write_text(dest: Path, chunks: Iterable[bytes], staged: Path | None = None) -> dict[str, Any]:
+    """Write bytes atomically (renamed into place when complete), or into ``staged`` (a temporary
     path of :func:`seqrec_cli.fileio.staged_files`, put in place by its commit); returns the
     record of ``dest``: path, bytes, sha256."""
     sha, size = hashlib.sha256(), 0
     with contextlib.ExitStack() as stack:
         target = staged if staged is not None else stack.enter_context(atomic_path(dest))
         with open(target, "wb") as fh:
-            for text in chunks:
-                data = text.encode("utf-8")
+            for data in chunks:
                 sha.update(data)
                 fh.write(data)
                 size += len(data)
@@ -420,16 +419,17 @@ def write_events_tsv(
     """Write ``SessionId<TAB>ItemId<TAB>Time`` (Time in seconds with 3 decimals) atomically (or
     into ``staged``, see :func:`_write_text`).
 
-    ``%.3f`` of milliseconds / 1000 is exact: the float is within 1e-6 s of the true value.
+    The text is what ``"%d\\t%d\\t%.3f\\n" % (session, item, ms / 1000)`` gives for each row
+    (``%.3f`` of milliseconds / 1000 is exact: the float is within 1e-6 s of the true value),
+    formatted a block of rows at a time by :func:`seqrec_cli.columnar.event_rows`.
     """
+    from .. import columnar
 
-    def chunks() -> Iterator[str]:
-        yield "\t".join(TSV_HEADER) + "\n"
-        for a in range(0, len(ev), WRITE_ROWS):
-            z = min(a + WRITE_ROWS, len(ev))
-            rows = zip(ev.session[a:z].tolist(), ev.item[a:z].tolist(), (ev.time[a:z] / 1000).tolist())
-            yield "".join(map("%d\t%d\t%.3f\n".__mod__, rows))
-            progress(z - a)
+    def chunks() -> Iterator[Any]:
+        yield ("\t".join(TSV_HEADER) + "\n").encode("ascii")
+        for text, rows in columnar.event_rows(ev.session, ev.item, ev.time, WRITE_ROWS):
+            yield text
+            progress(rows)
 
     return _write_text(Path(path), chunks(), staged)
 
@@ -563,16 +563,13 @@ def write_token_lines(
     path: Path | str, lines: TokenLines, progress: Progress = _noop, staged: Path | None = None
 ) -> dict[str, Any]:
     """Write one line per sequence, tokens separated by single spaces, atomically (or into
-    ``staged``, see :func:`_write_text`)."""
-    separator = np.full(len(lines.tokens), " ", dtype=object)
-    separator[lines.offsets[1:] - 1] = "\n"  # after the last token of each line
+    ``staged``, see :func:`_write_text`); formatted by :func:`seqrec_cli.columnar.token_lines`."""
+    from .. import columnar
 
-    def chunks() -> Iterator[str]:
-        for a in range(0, len(lines.tokens), WRITE_ROWS):
-            z = min(a + WRITE_ROWS, len(lines.tokens))
-            words = np.array(list(map(str, lines.tokens[a:z].tolist())), dtype=object)
-            yield "".join(words + separator[a:z])
-            progress(z - a)
+    def chunks() -> Iterator[Any]:
+        for text, tokens in columnar.token_lines(lines.tokens, lines.offsets, WRITE_ROWS):
+            yield text
+            progress(tokens)
 
     return _write_text(Path(path), chunks(), staged)
 
