@@ -88,7 +88,10 @@ class Events:
         """Index of the first event of each session (events must be sorted)."""
         if len(self.session) == 0:
             return np.zeros(0, dtype=np.int64)
-        return np.flatnonzero(np.diff(self.session, prepend=self.session[0] - 1))
+        change = np.empty(len(self.session), dtype=bool)
+        change[0] = True
+        np.not_equal(self.session[1:], self.session[:-1], out=change[1:])
+        return np.flatnonzero(change)
 
 
 def _is_sorted(session: np.ndarray, time: np.ndarray) -> bool:
@@ -100,8 +103,9 @@ def _run_lengths(starts: np.ndarray, n: int) -> np.ndarray:
     return np.diff(starts, append=n)
 
 
-def _n_distinct(values: np.ndarray) -> int:
-    return len(pd.unique(values))
+def _n_distinct(codes: np.ndarray, n: int) -> int:
+    """Distinct values among ``codes`` (integers in 0..n-1)."""
+    return int(np.count_nonzero(np.bincount(codes, minlength=n)))
 
 
 # ---------------------------------------------------------------- reading raw clicks
@@ -285,7 +289,8 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
     caller's to judge (:func:`check_train_tr`; ``steps`` says what each rule dropped).
     """
     ev = events.sorted()
-    lengths = _run_lengths(ev.session_starts(), len(ev))
+    starts = ev.session_starts()
+    lengths = _run_lengths(starts, len(ev))
     n_sessions = len(lengths)
     run = np.repeat(np.arange(n_sessions), lengths)  # session number of each event
     codes, uniques = pd.factorize(ev.item)  # item number of each event
@@ -296,8 +301,8 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
     def record(rule: str, keep: np.ndarray) -> None:
         c = {
             "events": int(np.count_nonzero(keep)),
-            "sessions": _n_distinct(run[keep]),
-            "items": int(np.count_nonzero(np.bincount(codes[keep], minlength=n_items))),
+            "sessions": int(np.count_nonzero(np.logical_or.reduceat(keep, starts))) if len(keep) else 0,
+            "items": _n_distinct(codes[keep], n_items),
         }
         steps.append({"rule": rule, **c})
         log(f"{rule}: {c['events']} events, {c['sessions']} sessions, {c['items']} items")
@@ -344,7 +349,7 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
         splits["train_tr"] = (train_tr, tr_codes)
         splits["train_valid"] = (valid, valid_codes)
     counts = {
-        name: {"events": len(e), "sessions": len(e.session_starts()), "items": _n_distinct(c)}
+        name: {"events": len(e), "sessions": len(e.session_starts()), "items": _n_distinct(c, n_items)}
         for name, (e, c) in splits.items()
     }
     return FilterResult({name: e for name, (e, _) in splits.items()}, counts, steps)
