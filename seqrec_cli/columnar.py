@@ -114,6 +114,11 @@ def iso_ms(column: pa.ChunkedArray) -> np.ndarray | None:
     return ms
 
 
+def release_memory() -> None:
+    """Hand the memory pyarrow's pool keeps for reuse back to the system (after a large read or write)."""
+    pa.default_memory_pool().release_unused()
+
+
 # ---------------------------------------------------------------- writing
 def _text_of(values: np.ndarray) -> pa.Array:
     """Decimal text of integers (as ``str(int)``), or the strings of an object array as they are."""
@@ -222,3 +227,4 @@ def in_order(tasks: Iterable[Callable[[], T]], workers: int | None = None) -> It
         finally:
             for future in pending:
                 future.cancel()
+    release_memory()

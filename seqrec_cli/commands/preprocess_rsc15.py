@@ -56,7 +56,7 @@ def _run_session_filter(input_path: Path, out_dir: Path, default_input: bool) ->
         source = {"path": str(input_path), "bytes": size, "sha256": digest.hexdigest()}  # as formats.input_record
         formats.check_raw_input(input_path, sha256=source["sha256"])
         note("filtering (GRU4Rec RSC15 rules, docs/protocols.md §3)")
-        result = rsc15.filter_sessions(events, log=lambda m: note(f"  {m}"))
+        result = rsc15.filter_sessions(events, log=lambda m: note(f"  {m}"), consume=True)
         note(TIME_NOTE)
         del events
         _write_filtered(out_dir, result, source)

@@ -135,6 +135,8 @@ def read_clicks(path: Path | str, progress: Progress = _noop, digest: Any = None
     any other. Both give the same values for every line the fast path accepts. The next block is
     read, checked and hashed in a background thread while this one is parsed.
     """
+    from ..columnar import release_memory
+
     path = Path(path)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     read = [0]  # bytes read so far (counted by the reading thread, reported from this one)
@@ -146,6 +148,7 @@ def read_clicks(path: Path | str, progress: Progress = _noop, digest: Any = None
         del block
         progress(read[0] - reported)
         reported = read[0]
+    release_memory()  # what pyarrow's pool kept from parsing the blocks
     if not any(len(p[0]) for p in parts):
         raise BadInputError(path, "empty file (no clicks)", line=1)
     session, item, time = (np.concatenate(column) for column in zip(*parts))
@@ -273,7 +276,9 @@ def _window_text(ms: int) -> str:
     return f"{ms / 1000:,.0f} s" if ms % 1000 == 0 else f"{ms / 1000:,.3f} s"
 
 
-def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams = SessionSplitParams()) -> FilterResult:
+def filter_sessions(
+    events: Events, log: Log = _noop, params: SessionSplitParams = SessionSplitParams(), *, consume: bool = False
+) -> FilterResult:
     """Apply the official GRU4Rec RSC15 rules, in order, to click events.
 
     Source: GRU4Rec ``examples/rsc15/preprocess.py`` (Hidasi et al.), docs/protocols.md §3; the
@@ -287,14 +292,22 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
     in input order). A rule of steps 2-4 that leaves no event, or a split that leaves train_full
     empty, raises :class:`EmptyResultError` naming it; an empty train_tr or held-out split is the
     caller's to judge (:func:`check_train_tr`; ``steps`` says what each rule dropped).
+
+    ``consume=True`` hands ``events`` over: its arrays are dropped here (``events`` is left
+    empty), so that the raw clicks are freed once the rows that pass steps 2-4 are copied instead
+    of being held beside every split (a caller that has no further use for them saves a copy of
+    the input at the peak).
     """
     ev = events.sorted()
+    if consume:
+        events.session = events.item = events.time = np.zeros(0, dtype=np.int64)
     starts = ev.session_starts()
     lengths = _run_lengths(starts, len(ev))
     n_sessions = len(lengths)
-    run = np.repeat(np.arange(n_sessions), lengths)  # session number of each event
+    run = np.repeat(np.arange(n_sessions, dtype=_index_type(n_sessions)), lengths)  # session number of each event
     codes, uniques = pd.factorize(ev.item)  # item number of each event
     n_items = len(uniques)
+    codes = codes.astype(_index_type(n_items))
     steps: list[dict[str, Any]] = []
     min_len = params.min_session_length
 
@@ -353,6 +366,11 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
         for name, (e, c) in splits.items()
     }
     return FilterResult({name: e for name, (e, _) in splits.items()}, counts, steps)
+
+
+def _index_type(n: int) -> type:
+    """The narrowest of int32 / int64 that numbers ``n`` things (halves the memory of codes)."""
+    return np.int32 if n < 2**31 else np.int64
 
 
 def check_train_tr(result: FilterResult, params: SessionSplitParams) -> None:
