@@ -97,7 +97,7 @@ def iso_ms(column: pa.ChunkedArray) -> np.ndarray | None:
     for chunk in column.chunks:
         if len(chunk) == 0:
             continue
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=4 * chunk.offset)
+        offsets = _offsets(chunk)
         if not (np.diff(offsets) == ISO_LENGTH).all():
             return None
         text = np.frombuffer(chunk.buffers()[2], dtype=np.uint8, count=ISO_LENGTH * len(chunk), offset=int(offsets[0]))
@@ -132,9 +132,16 @@ def _with_lf(lines: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(lines, "", "\n")
 
 
+def _offsets(strings: pa.Array) -> np.ndarray:
+    """The value offsets of a string or large_string array (its own slice of them)."""
+    kind = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    size = np.dtype(kind).itemsize
+    return np.frombuffer(strings.buffers()[1], dtype=kind, count=len(strings) + 1, offset=size * strings.offset)
+
+
 def _joined_bytes(lines: pa.Array) -> pa.Buffer:
     """The values of a string array one after the other (each already ends with its line end)."""
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
+    offsets = _offsets(lines)
     data = lines.buffers()[2]
     if data is None:  # every value empty
         return pa.py_buffer(b"")

@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..errors import BadInputError, SeqrecError
 from ..fileio import atomic_path
-from ..textio import iter_line_blocks, read_ahead, read_text_bytes
+from ..textio import ProgressLater, iter_line_blocks, read_ahead, read_text_bytes
 
 # ---------------------------------------------------------------- the official rules (docs/protocols.md §3)
 MIN_SESSION_LENGTH = 2  # steps 2 and 4: a session needs more than 1 event (>= 2)
@@ -139,28 +139,19 @@ def read_clicks(path: Path | str, progress: Progress = _noop, digest: Any = None
 
     path = Path(path)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    read = [0]  # bytes read so far (counted by the reading thread, reported from this one)
-    reported = 0
-    blocks = iter_line_blocks(path, block=READ_BLOCK, progress=_adder(read), digest=digest, what="clicks file")
+    read = ProgressLater(progress)  # bytes counted by the reading thread, reported from this one
+    blocks = iter_line_blocks(path, block=READ_BLOCK, progress=read, digest=digest, what="clicks file")
     for first_line, block in read_ahead(blocks):
         clicks = _fast_clicks(block)
         parts.append(clicks if clicks is not None else _scan_clicks(path, first_line, block))
         del block
-        progress(read[0] - reported)
-        reported = read[0]
+        read.report()
     release_memory()  # what pyarrow's pool kept from parsing the blocks
     if not any(len(p[0]) for p in parts):
         raise BadInputError(path, "empty file (no clicks)", line=1)
     session, item, time = (np.concatenate(column) for column in zip(*parts))
     del parts
     return Events(session, item, time).sorted()
-
-
-def _adder(total: list[int]) -> Progress:
-    def add(n: int) -> None:
-        total[0] += n
-
-    return add
 
 
 _CLICK_NAMES = CLICK_FIELDS.split(",")
