@@ -47,6 +47,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import BadInputError, MissingInputError, SeqrecError
 from ..formats import Sequences, input_record, save_processed
@@ -575,7 +576,6 @@ class _NotPlain(Exception):
 
 
 _PLAIN_SEPS = (",", "\t", ";", "|")  # one-character separators the fast path splits at
-_NOT_PLAIN = (b'"', b"\x00", b"\n ", b"\n\t")  # quoting; NUL; a line that starts with whitespace
 
 
 def _plain_text_chunks(
@@ -586,7 +586,7 @@ def _plain_text_chunks(
     (:func:`seqrec_cli.columnar.read_text_columns`) when the text is plain: UTF-8, a separator of
     ``_PLAIN_SEPS``, no double quote or NUL byte, no line that starts with a space or tab (pandas
     skips whitespace-only lines and quotes fields; pyarrow would not), every line with as many
-    fields as the header. Raises :class:`_NotPlain` at the first block that is not, before any
+    fields as the header (pyarrow refuses any other count). Raises :class:`_NotPlain` at the first block that is not, before any
     row of it is handed on; pandas then reads the whole file, and names what is wrong.
     """
     from .. import columnar
@@ -608,15 +608,17 @@ def _plain_text_chunks(
         try:
             for _, block in blocks:
                 read.report()
-                if block.startswith((b" ", b"\t")) or any(mark in block for mark in _NOT_PLAIN):
+                if b'"' in block or b"\x00" in block:  # quoting, or a byte pandas' tokenizer treats apart
                     raise _NotPlain
                 if header:  # the header is the first non-blank line
                     block = block.lstrip(b"\n")
                     if not block:
                         continue
+                    if block.startswith((b" ", b"\t")):
+                        raise _NotPlain
                     block, header = block.partition(b"\n")[2], False
                 columns = columnar.read_text_columns(block, names, layout.sep, names)
-                if columns is None:
+                if columns is None or _starts_with_space(columns[0]):  # pandas skips or trims such lines
                     raise _NotPlain
                 table = pa.table(dict(zip(names, columns)))
                 pending.append(table)
@@ -633,6 +635,11 @@ def _plain_text_chunks(
             raise _NotPlain from None  # not UTF-8: pandas' reading names the byte its own way
         finally:
             blocks.close()
+
+
+def _starts_with_space(column: pa.ChunkedArray) -> bool:
+    """Whether a line starts with a space or tab (its first field does; a blank line has no field)."""
+    return bool(pc.any(pc.or_(pc.starts_with(column, " "), pc.starts_with(column, "\t"))).as_py())
 
 
 def _frame(table: Any, str_dtype: Any) -> dict[str, pd.Series]:
@@ -731,6 +738,11 @@ def _code_ids(
     missing = codes < 0
     if missing.any():
         raise where.error(first_row + int(np.argmax(missing)), f"missing {role} id in column {col!r}")
+    arrow = getattr(uniques, "array", uniques)
+    if isinstance(arrow, pd.arrays.ArrowStringArray):
+        arrow = pa.array(arrow)
+        if len(arrow) and pc.all(pc.ascii_is_decimal(arrow)).as_py():  # digits only: nothing to refuse
+            return coder.add_factorized(codes, arrow)  # kept as pyarrow strings (no Python str per id)
     text = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str)
     bad = ((text == "") | text.str.contains(bad_chars, regex=True)).to_numpy()
     if bad.any():
