@@ -20,10 +20,15 @@ scanner's work when the answer is known.
 Writing: :func:`token_lines` (one sequence per line, tokens separated by single spaces) and
 :func:`event_rows` (``session<TAB>item<TAB>seconds.mmm``) format whole arrays in C++ and hand
 back the bytes, a bounded number of rows at a time, with no Python loop over rows.
+
+Threads (:func:`threads`): ``SEQREC_THREADS`` when set (the thread policy of
+:mod:`seqrec_cli.threads`), else the cores this process may run on; pyarrow's pool is sized to
+match. Outputs do not depend on the number of threads.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +51,17 @@ WRITE_TOKENS = 1 << 20  # tokens (or rows) formatted per chunk of output
 T = TypeVar("T")
 
 
+def threads() -> int:
+    """Threads for parsing and formatting: ``SEQREC_THREADS`` when set, else the available cores."""
+    from .threads import available_cores
+
+    text = os.environ.get("SEQREC_THREADS", "").strip()
+    n = int(text) if text.isdigit() and int(text) > 0 else available_cores()
+    if pa.cpu_count() != n:
+        pa.set_cpu_count(n)
+    return n
+
+
 # ---------------------------------------------------------------- reading
 def read_text_columns(data: bytes, names: Sequence[str], sep: str, use: Sequence[str]) -> list[pa.ChunkedArray] | None:
     """The columns ``use`` of ``data`` as text, or None when a line does not have ``len(names)`` fields.
@@ -59,7 +75,7 @@ def read_text_columns(data: bytes, names: Sequence[str], sep: str, use: Sequence
     try:
         table = pacsv.read_csv(
             pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(column_names=list(names), block_size=_PARSE_BLOCK, use_threads=True),
+            read_options=pacsv.ReadOptions(column_names=list(names), block_size=_PARSE_BLOCK, use_threads=threads() > 1),
             parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=False, escape_char=False, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in use},
@@ -208,15 +224,13 @@ def _fraction_lf(ms: np.ndarray) -> pa.Array:
 
 
 def in_order(tasks: Iterable[Callable[[], T]], workers: int | None = None) -> Iterator[T]:
-    """The results of ``tasks`` in order, computed by ``workers`` threads (default: the cores this
-    process may use), at most ``workers`` results ahead of the consumer.
+    """The results of ``tasks`` in order, computed by ``workers`` threads (default: :func:`threads`),
+    at most ``workers`` results ahead of the consumer.
 
     pyarrow's kernels, numpy's, hashing and file writes release the GIL, so chunks of output are
     formatted side by side while the caller hashes and writes the previous one.
     """
-    from .threads import available_cores
-
-    workers = workers or min(available_cores(), 4)
+    workers = workers or min(threads(), 4)
     tasks = iter(tasks)
     if workers == 1:
         for task in tasks:

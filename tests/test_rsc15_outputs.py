@@ -76,11 +76,14 @@ def _digests(folder: Path, names) -> dict[str, str]:
     return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in names}
 
 
+@pytest.mark.parametrize("threads", ["1", "3"])
 @pytest.mark.parametrize("source", ["sample", "synthetic"])
 @pytest.mark.parametrize("command", ["yoochoose", "session-filter"])
-def test_outputs_are_pinned(runner, workdir, inputs, source, command, monkeypatch):
+def test_outputs_are_pinned(runner, workdir, inputs, source, command, threads, monkeypatch):
+    monkeypatch.setenv("SEQREC_THREADS", threads)  # pyarrow's pool and the formatting threads
     if source == "synthetic":
         monkeypatch.setattr(rsc15, "READ_BLOCK", 64 << 10)  # many blocks: block edges inside the file
+        monkeypatch.setattr(rsc15, "WRITE_ROWS", 1000)  # many chunks of output, formatted side by side
     result = invoke(runner, "preprocess", command, "--input", inputs[source])
     assert result.exit_code == 0, result.output
     pinned = PINNED[source] if command == "yoochoose" else {k: PINNED[source][k] for k in FILTERED}
