@@ -155,7 +155,7 @@ def _offsets(strings: pa.Array) -> np.ndarray:
     return np.frombuffer(strings.buffers()[1], dtype=kind, count=len(strings) + 1, offset=size * strings.offset)
 
 
-def _joined_bytes(lines: pa.Array) -> pa.Buffer:
+def joined_lines(lines: pa.Array) -> pa.Buffer:
     """The values of a string array one after the other (each already ends with its line end)."""
     offsets = _offsets(lines)
     data = lines.buffers()[2]
@@ -181,33 +181,46 @@ def token_lines(tokens: np.ndarray, offsets: np.ndarray, chunk: int = WRITE_TOKE
         start, stop = int(offsets[line]), int(offsets[end])
         words = _text_of(tokens[start:stop])
         lists = pa.ListArray.from_arrays(pa.array(offsets[line : end + 1] - start, type=pa.int32()), words)
-        return _joined_bytes(_with_lf(pc.binary_join(lists, " "))), stop - start
+        return joined_lines(_with_lf(pc.binary_join(lists, " "))), stop - start
 
     return in_order(partial(lines, a, z) for a, z in zip(cuts, cuts[1:]))
 
 
 def event_rows(
     session: np.ndarray, item: np.ndarray, time_ms: np.ndarray, chunk: int = WRITE_TOKENS
-) -> Iterator[tuple[pa.Buffer | bytes, int]]:
+) -> Iterator[tuple[pa.Buffer, int]]:
     """Text of the rows ``session<TAB>item<TAB>seconds``, seconds = ``time_ms / 1000`` with 3
     decimals exactly as ``"%.3f"`` writes it, each row ended by LF; yields (bytes, rows) ``chunk``
-    rows at a time, in order (formatted by :func:`in_order`'s threads).
+    rows at a time, in order (formatted by :func:`in_order`'s threads)."""
+    for lines, rows in event_lines(session, item, time_ms, chunk):
+        yield joined_lines(lines), rows
+
+
+def event_lines(
+    session: np.ndarray, item: np.ndarray, time_ms: np.ndarray, chunk: int = WRITE_TOKENS
+) -> Iterator[tuple[pa.Array, int]]:
+    """:func:`event_rows` as string arrays, one line (with its LF) per row, for
+    :func:`take_lines` to pick subsets from and :func:`joined_lines` to turn into bytes.
 
     Times outside 0 .. 10^15 ms (where the float ``"%.3f"`` formats could differ from the exact
     decimal) are formatted by Python, one row at a time, to stay byte-identical.
     """
 
-    def rows(a: int, z: int) -> tuple[pa.Buffer | bytes, int]:
+    def rows(a: int, z: int) -> tuple[pa.Array, int]:
         ms = time_ms[a:z]
         if ms.min() < 0 or ms.max() >= 10**15:
             values = zip(session[a:z].tolist(), item[a:z].tolist(), (ms / 1000).tolist())
-            return "".join(map("%d\t%d\t%.3f\n".__mod__, values)).encode("ascii"), z - a
+            return pa.array(list(map("%d\t%d\t%.3f\n".__mod__, values)), type=pa.string()), z - a
         stamp = pc.binary_join_element_wise(_text_of(ms // 1000), _fraction_lf(ms % 1000), "")
-        line = pc.binary_join_element_wise(_text_of(session[a:z]), _text_of(item[a:z]), stamp, "\t")
-        return _joined_bytes(line), z - a
+        return pc.binary_join_element_wise(_text_of(session[a:z]), _text_of(item[a:z]), stamp, "\t"), z - a
 
     n = len(session)
     return in_order(partial(rows, a, min(a + chunk, n)) for a in range(0, n, chunk))
+
+
+def take_lines(lines: pa.Array, mask: np.ndarray) -> pa.Array:
+    """The lines where ``mask`` (bool, one per line) holds, in order."""
+    return pc.filter(lines, pa.array(mask, type=pa.bool_()))
 
 
 def _fraction_lf(ms: np.ndarray) -> pa.Array:

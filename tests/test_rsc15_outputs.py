@@ -171,3 +171,33 @@ def test_fast_path_never_accepts_what_the_scanner_refuses(tmp_path):
         assert scanned is not None, line
         assert [a.tolist() for a in fast] == [a.tolist() for a in scanned], line
     assert accepted > 50 and refused > 1000  # both sides of the check were exercised
+
+
+def test_tables_written_side_by_side_leave_nothing_when_writing_fails(tmp_path, monkeypatch):
+    """write_event_tables: the three tables of one pass are all or nothing, no temporary file left."""
+    from seqrec_cli import columnar
+
+    ev = rsc15.Events(np.repeat(np.arange(1, 6), 4), np.arange(20), 1_396_000_000_000 + np.arange(20) * 1000, True)
+    tables = [(tmp_path / "a.tsv", None, None), (tmp_path / "b.tsv", None, np.arange(20) % 2 == 0),
+              (tmp_path / "c.tsv", None, np.arange(20) < 3)]
+    records = rsc15.write_event_tables(tables, ev)
+    assert [r["bytes"] for r in records] == [(tmp_path / n).stat().st_size for n in ("a.tsv", "b.tsv", "c.tsv")]
+    lines = (tmp_path / "a.tsv").read_text().splitlines()
+    assert (tmp_path / "b.tsv").read_text().splitlines() == [lines[0]] + lines[1::2]
+    assert (tmp_path / "c.tsv").read_text().splitlines() == lines[:4]
+    assert rsc15.write_events_tsv(tmp_path / "d.tsv", ev)["sha256"] == records[0]["sha256"]
+
+    for p in tmp_path.iterdir():
+        p.unlink()
+    monkeypatch.setattr(rsc15, "WRITE_ROWS", 8)
+    real = columnar.event_lines
+
+    def fails_after_one_chunk(*args, **kwargs):
+        chunks = real(*args, **kwargs)
+        yield next(chunks)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(columnar, "event_lines", fails_after_one_chunk)
+    with pytest.raises(OSError, match="Input/output error"):
+        rsc15.write_event_tables(tables, ev)
+    assert list(tmp_path.iterdir()) == []

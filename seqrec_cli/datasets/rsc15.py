@@ -26,6 +26,7 @@ import csv
 import hashlib
 import io
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +258,10 @@ class FilterResult:
     splits: dict[str, Events]  # train_full, test and (with a validation window) train_tr, train_valid
     counts: dict[str, dict[str, int]]  # events, sessions, items of each split
     steps: list[dict[str, Any]] = field(default_factory=list)  # what each rule left
+    # split -> (parent split, bool mask over the parent's rows): the split is exactly those rows of
+    # its parent, in order (train_tr and train_valid within train_full), so its text is a subset of
+    # the parent's lines (write_event_tables formats the rows once)
+    subsets: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
 
 
 class EmptyResultError(SeqrecError):
@@ -340,9 +345,11 @@ def filter_sessions(
     splits = {"train_full": (train_full, train_codes), "test": (test, test_codes)}
     if params.valid_window_ms > 0:
         window = _window_text(params.valid_window_ms)
+        rows: dict[str, np.ndarray] = {}
         train_tr, tr_codes, valid, valid_codes, info = _time_split(
-            train_full, train_codes, n_items, params.valid_window_ms, min_len
+            train_full, train_codes, n_items, params.valid_window_ms, min_len, rows
         )
+        subsets = {"train_tr": ("train_full", rows["kept"]), "train_valid": ("train_full", rows["held"])}
         rule = f"step 7: train_valid = train_full sessions ending in its last {window}"
         steps.append({"rule": rule, **info})
         log(
@@ -356,7 +363,7 @@ def filter_sessions(
         name: {"events": len(e), "sessions": len(e.session_starts()), "items": _n_distinct(c, n_items)}
         for name, (e, c) in splits.items()
     }
-    return FilterResult({name: e for name, (e, _) in splits.items()}, counts, steps)
+    return FilterResult({name: e for name, (e, _) in splits.items()}, counts, steps, subsets if params.valid_window_ms > 0 else {})
 
 
 def _index_type(n: int) -> type:
@@ -377,10 +384,13 @@ def _time_split(
     n_items: int,
     window_ms: int = SPLIT_WINDOW_MS,
     min_length: int = MIN_TEST_SESSION_LENGTH,
+    rows: dict[str, np.ndarray] | None = None,
 ) -> tuple[Events, np.ndarray, Events, np.ndarray, dict[str, Any]]:
     """Hold out the sessions whose last event is in the final window; clean the held-out part.
 
-    Returns (kept events, their item codes, held-out events, their item codes, counts).
+    Returns (kept events, their item codes, held-out events, their item codes, counts). With
+    ``rows`` (a dict), also puts there which rows of ``ev`` each part is: ``kept`` and ``held``,
+    bool masks over ``ev``.
     """
     starts = ev.session_starts()
     lengths = _run_lengths(starts, len(ev))
@@ -399,6 +409,10 @@ def _time_split(
     t_lengths = _run_lengths(test.session_starts(), len(test))
     long_enough = np.repeat(t_lengths >= min_length, t_lengths)
     test, test_codes = test.take(long_enough), test_codes[long_enough]
+    if rows is not None:
+        rows["kept"] = ~held
+        rows["held"] = np.zeros(len(ev), dtype=bool)
+        rows["held"][np.flatnonzero(held)[known][long_enough]] = True
     n_held = int(np.count_nonzero(held_session))
     info = {
         "tmax": tmax / 1000,
@@ -431,21 +445,91 @@ def write_events_tsv(
     path: Path | str, ev: Events, progress: Progress = _noop, staged: Path | None = None
 ) -> dict[str, Any]:
     """Write ``SessionId<TAB>ItemId<TAB>Time`` (Time in seconds with 3 decimals) atomically (or
-    into ``staged``, see :func:`_write_text`).
+    into ``staged``, see :func:`_write_text`); returns its record (path, bytes, sha256).
 
     The text is what ``"%d\\t%d\\t%.3f\\n" % (session, item, ms / 1000)`` gives for each row
     (``%.3f`` of milliseconds / 1000 is exact: the float is within 1e-6 s of the true value),
     formatted a block of rows at a time by :func:`seqrec_cli.columnar.event_rows`.
     """
+    return write_event_tables([(Path(path), staged, None)], ev, progress)[0]
+
+
+def write_event_tables(
+    tables: list[tuple[Path, Path | None, np.ndarray | None]],
+    ev: Events,
+    progress: Progress = _noop,
+    writing: Callable[[Path], None] = _noop,
+) -> list[dict[str, Any]]:
+    """Write several event tables whose rows are subsets of ``ev``'s, formatting each row once.
+
+    ``tables``: (destination, staged path or None, bool mask over ``ev``'s rows or None for all
+    of them), each written as :func:`write_events_tsv` writes the table of those rows (the same
+    bytes), side by side; returns their records in the same order. ``progress`` counts rows of
+    ``ev``; ``writing`` is told the destination about to be written (``StagedFiles.writing``, so
+    that a full disk names the file that did not fit).
+    """
     from .. import columnar
 
-    def chunks() -> Iterator[Any]:
-        yield ("\t".join(TSV_HEADER) + "\n").encode("ascii")
-        for text, rows in columnar.event_rows(ev.session, ev.item, ev.time, WRITE_ROWS):
-            yield text
+    header = ("\t".join(TSV_HEADER) + "\n").encode("ascii")
+    sinks: list[_Sink] = []
+    try:
+        for dest, staged, _ in tables:
+            sinks.append(_Sink(dest, staged, writing))
+        for sink in sinks:
+            sink.write(header)
+        done = 0
+        for text, rows in columnar.event_lines(ev.session, ev.item, ev.time, WRITE_ROWS):
+            for sink, (_, _, mask) in zip(sinks, tables):
+                sink.write(columnar.joined_lines(text if mask is None else columnar.take_lines(text, mask[done : done + rows])))
+            done += rows
             progress(rows)
+        return [sink.commit() for sink in sinks]
+    except BaseException:
+        _close_all(sinks, sys.exc_info())
+        raise
 
-    return _write_text(Path(path), chunks(), staged)
+
+class _Sink:
+    """One output of :func:`write_event_tables`: a temporary file renamed into place by
+    :meth:`commit` (or ``staged``, put in place by its stage), hashed as it goes, written
+    unbuffered so that an error surfaces at the write of this file."""
+
+    def __init__(self, dest: Path, staged: Path | None, writing: Callable[[Path], None]):
+        self.dest, self.writing, self.failed = dest, writing, False
+        self.stack = contextlib.ExitStack()
+        target = staged if staged is not None else self.stack.enter_context(atomic_path(dest))
+        self.fh = self.stack.enter_context(open(target, "wb", buffering=0))
+        self.sha, self.size = hashlib.sha256(), 0
+
+    def write(self, data: Any) -> None:
+        self.writing(self.dest)
+        self.failed = True  # until the bytes are all written
+        view = memoryview(data).cast("B")
+        self.sha.update(view)
+        self.size += len(view)
+        while view:
+            view = view[self.fh.write(view) :]
+        self.failed = False
+
+    def commit(self) -> dict[str, Any]:
+        self.writing(self.dest)
+        self.failed = True
+        self.stack.close()  # closes the file; atomic_path renames it into place
+        self.failed = False
+        return {"path": str(self.dest), "bytes": self.size, "sha256": self.sha.hexdigest()}
+
+
+def _close_all(sinks: list[_Sink], exc_info: Any) -> None:
+    """After an error: close every sink (their temporary files removed); raise the error as the
+    sink that failed reports it (a full disk naming that file), else as the first does."""
+    errors = []
+    for sink in sinks:
+        try:
+            sink.stack.__exit__(*exc_info)
+        except BaseException as exc:  # noqa: BLE001 - raised below, the failing file's first
+            errors.append((sink.failed, exc))
+    if errors:
+        raise next((exc for failed, exc in errors if failed), errors[0][1])
 
 
 # ---------------------------------------------------------------- reading filtered tables
