@@ -96,8 +96,12 @@ class Events:
 
 
 def _is_sorted(session: np.ndarray, time: np.ndarray) -> bool:
-    ds = np.diff(session)
-    return not ((ds < 0).any() or ((ds == 0) & (np.diff(time) < 0)).any())
+    if len(session) < 2:
+        return True
+    before, after = session[:-1], session[1:]
+    if not (after >= before).all():
+        return False
+    return bool(((time[1:] >= time[:-1]) | (after != before)).all())
 
 
 def _run_lengths(starts: np.ndarray, n: int) -> np.ndarray:
@@ -106,7 +110,9 @@ def _run_lengths(starts: np.ndarray, n: int) -> np.ndarray:
 
 def _n_distinct(codes: np.ndarray, n: int) -> int:
     """Distinct values among ``codes`` (integers in 0..n-1)."""
-    return int(np.count_nonzero(np.bincount(codes, minlength=n)))
+    present = np.zeros(n, dtype=bool)
+    present[codes] = True
+    return int(np.count_nonzero(present))
 
 
 # ---------------------------------------------------------------- reading raw clicks
