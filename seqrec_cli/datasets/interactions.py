@@ -9,9 +9,14 @@ split protocols, each through the very code that the data sets' own commands run
   :class:`rsc15.SessionSplitParams`, then ``rsc15.text2id`` (vocabulary from the training split
   only, unknown test items dropped and counted).
 
-Reading (pandas for text, pyarrow for Parquet) goes a chunk of rows at a time: ids become integer
-codes as they are read (the raw strings are kept once per distinct id), times int64 Unix
-milliseconds, so a 33M-row click log needs a few GB, not tens.
+Reading goes a chunk of rows at a time: plain text (UTF-8, a ``,`` tab ``;`` or ``|`` separator,
+no quotes) is split by pyarrow (:func:`_plain_text_chunks`, the reader of
+:mod:`seqrec_cli.columnar` that ``preprocess yoochoose`` uses), any other text by pandas, which
+also takes over a plain-looking file at the first line pyarrow cannot split the way pandas would;
+Parquet by pyarrow. Ids become integer codes as they are read (the raw strings are kept once per
+distinct id, hashed and sorted by pyarrow), ISO times of the common layout are parsed by
+pyarrow and all others by pandas, into int64 Unix milliseconds, so a 33M-row click log needs a
+few GB, not tens.
 
 * **Files**: text with any separator (one character, or several such as ``::``; ``\\t`` typed as a
   backslash and a t is a tab), a header line naming the columns or ``columns`` naming them for a
