@@ -86,8 +86,8 @@ def read_text_columns(data: bytes, names: Sequence[str], sep: str, use: Sequence
                 check_utf8=False,  # checked by the text reader
             ),
         )
-    except pa.ArrowInvalid:
-        return None  # a line with another number of fields: the scanner names it
+    except pa.ArrowException:
+        return None  # a line with another number of fields (or anything pyarrow cannot split): the scanner decides
     return [table.column(name) for name in use]
 
 
@@ -122,7 +122,7 @@ def iso_ms(column: pa.ChunkedArray) -> np.ndarray | None:
             return None
     try:
         stamps = pc.cast(column, pa.timestamp("ms", tz="UTC"))
-    except pa.ArrowInvalid:
+    except pa.ArrowException:
         return None
     ms = stamps.cast(pa.int64()).to_numpy()
     if ms.min() < _MS_LOW or ms.max() >= _MS_HIGH:
