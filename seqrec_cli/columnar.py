@@ -95,6 +95,8 @@ def plain_ints(column: pa.ChunkedArray) -> np.ndarray | None:
     """int64 values when every value is a non-negative integer written plainly (``[0-9]{1,18}``), else None."""
     if len(column) == 0:
         return np.zeros(0, dtype=np.int64)
+    if column.null_count:
+        return None
     shortest, longest = pc.min_max(pc.binary_length(column)).values()
     if shortest.as_py() < 1 or longest.as_py() > MAX_DIGITS or not pc.all(pc.ascii_is_decimal(column)).as_py():
         return None
@@ -110,6 +112,8 @@ def iso_ms(column: pa.ChunkedArray) -> np.ndarray | None:
     """
     if len(column) == 0:
         return np.zeros(0, dtype=np.int64)
+    if column.null_count:  # a missing value (a pandas column's NaN) is the caller's to name
+        return None
     for chunk in column.chunks:
         if len(chunk) == 0:
             continue

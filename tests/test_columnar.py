@@ -42,6 +42,14 @@ def _ms(text: str) -> int:
     return round(when.timestamp() * 1000)
 
 
+def test_missing_values_are_left_to_the_caller():
+    assert columnar.plain_ints(pa.chunked_array([pa.array(["1", None, "3"])])) is None
+    stamps = pa.array(["2014-04-07T10:51:09.277Z", None, "2014-04-07T10:51:09.278Z"])
+    assert columnar.iso_ms(pa.chunked_array([stamps])) is None
+    large = pa.chunked_array([pa.array(["2014-04-07T10:51:09.277Z"] * 3, type=pa.large_string())])
+    assert columnar.iso_ms(large).tolist() == [_ms("2014-04-07T10:51:09.277Z")] * 3
+
+
 def test_iso_ms_reads_the_common_layout_exactly():
     texts = ["2014-04-07T10:51:09.277Z", "2012-02-29T23:59:59.999Z", "1970-01-01T00:00:00.000Z",
              "1969-12-31T23:59:59.999Z", "1678-01-01T00:00:00.000Z", "2261-12-31T23:59:59.999Z"]
