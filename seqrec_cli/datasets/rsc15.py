@@ -508,8 +508,12 @@ class _Sink:
     def __init__(self, dest: Path, staged: Path | None, writing: Callable[[Path], None]):
         self.dest, self.writing, self.failed = dest, writing, False
         self.stack = contextlib.ExitStack()
-        target = staged if staged is not None else self.stack.enter_context(atomic_path(dest))
-        self.fh = self.stack.enter_context(open(target, "wb", buffering=0))
+        try:
+            target = staged if staged is not None else self.stack.enter_context(atomic_path(dest))
+            self.fh = self.stack.enter_context(open(target, "wb", buffering=0))
+        except BaseException:
+            self.stack.__exit__(*sys.exc_info())  # removes the temporary file; may name the error better
+            raise
         self.sha, self.size = hashlib.sha256(), 0
 
     def write(self, data: Any) -> None:
