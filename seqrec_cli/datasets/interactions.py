@@ -591,19 +591,17 @@ def _plain_text_chunks(
     (:func:`seqrec_cli.columnar.read_text_columns`) when the text is plain: UTF-8, a separator of
     ``_PLAIN_SEPS``, no double quote or NUL byte, no line that starts with a space or tab (pandas
     skips whitespace-only lines and quotes fields; pyarrow would not), every line with as many
-    fields as the header (pyarrow refuses any other count). Raises :class:`_NotPlain` at the first block that is not, before any
-    row of it is handed on; pandas then reads the whole file, and names what is wrong.
+    fields as the header (pyarrow refuses any other count). Raises :class:`_NotPlain` at the
+    first block that is not, before any row of it is handed on; pandas then reads the whole file
+    again, and names what is wrong.
     """
     from .. import columnar
     from ..textio import ProgressLater, iter_line_blocks, read_ahead
 
-    str_dtype = pd.Series([""], dtype=str).dtype  # what read_csv(dtype=str) gives: pyarrow strings in pandas >= 3
-    if (
-        layout.sep not in _PLAIN_SEPS
-        or layout.encoding != "utf-8-sig"
-        or not isinstance(pd.Series([""], dtype=str).array, pd.arrays.ArrowStringArray)
-    ):
+    probe = pd.Series([""], dtype=str)  # what read_csv(dtype=str) makes: pyarrow strings from pandas 3 on
+    if layout.sep not in _PLAIN_SEPS or layout.encoding != "utf-8-sig" or not isinstance(probe.array, pd.arrays.ArrowStringArray):
         raise _NotPlain
+    str_dtype = probe.dtype
     names = _unique_names(layout.names)
     pending: list[Any] = []  # pyarrow tables of rows read and not yet handed on
     held, first_row, header = 0, 0, layout.header
