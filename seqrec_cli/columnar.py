@@ -46,7 +46,7 @@ ISO_LENGTH = 24  # len("2014-04-07T10:51:09.277Z")
 _MS_LOW = -9_214_560_000_000  # 1678-01-01T00:00:00Z
 _MS_HIGH = 9_214_646_400_000  # 2262-01-01T00:00:00Z (exclusive)
 _PARSE_BLOCK = 1 << 20  # bytes per pyarrow parse task (pyarrow runs the tasks on its thread pool)
-WRITE_TOKENS = 1 << 20  # tokens (or rows) formatted per chunk of output
+WRITE_TOKENS = 1 << 18  # tokens (or rows) formatted per chunk of output
 
 T = TypeVar("T")
 

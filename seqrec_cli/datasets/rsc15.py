@@ -54,7 +54,7 @@ TSV_HEADER = ("SessionId", "ItemId", "Time")  # filtered event tables: SessionId
 CLICK_FIELDS = "SessionId,Timestamp,ItemId,Category"
 
 READ_BLOCK = 32 << 20  # bytes of raw clicks parsed at a time
-WRITE_ROWS = 1 << 20  # rows (tokens for session lines) formatted at a time when writing text
+WRITE_ROWS = 1 << 18  # rows (tokens for session lines) formatted at a time when writing text
 MAX_DIGITS = 18  # integer ids longer than this are refused (int64 range)
 
 Log = Callable[[str], None]
