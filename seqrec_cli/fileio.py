@@ -551,6 +551,11 @@ class StagedFiles:
         self.current = dest
         return Path(tmp)
 
+    def writing(self, dest: Path | str) -> None:
+        """Say that the staged file of ``dest`` is the one being written now (for files written side
+        by side): an error such as a full disk is then reported as that file's."""
+        self.current = Path(dest)
+
     def commit(self, marker_text: str) -> None:
         """Put every staged file in place, then the marker (the folder's manifest) with ``marker_text``.
 

@@ -175,13 +175,13 @@ def write_sequences(path: Path | str, seqs: Sequences | list[list[int]]) -> None
 
 
 def _write_sequences_to(path: Path, seqs: Sequences | list[list[int]]) -> None:
+    from .columnar import token_lines  # pyarrow: imported only when a file is written
+
     if not isinstance(seqs, Sequences):
         seqs = Sequences.from_lists(seqs)
-    with open(path, "w", encoding="ascii", newline="\n") as fh:
-        items = seqs.items.astype(str)
-        for i in range(len(seqs)):
-            fh.write(" ".join(items[seqs.offsets[i] : seqs.offsets[i + 1]]))
-            fh.write("\n")
+    with open(path, "wb") as fh:
+        for text, _ in token_lines(seqs.items, seqs.offsets):
+            fh.write(text)
 
 
 # ---------------------------------------------------------------- vocabulary

@@ -20,11 +20,12 @@ for a bad one; nothing else a user can cause escapes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import BadInputError, MissingInputError
 
@@ -194,21 +195,24 @@ def iter_line_blocks(
     digest: Any = None,
     what: str = "file",
     make_with: str | None = None,
+    stream: BinaryIO | None = None,
 ) -> Iterator[tuple[int, bytes]]:
     """The file as blocks of whole lines under the policy above (no BOM, LF line ends, checked to
     decode), each with the number of its first line; the last block ends with a line end too.
 
     For files too large to hold at once. Blank lines are passed on (trailing ones included): the
     caller decides. ``progress`` gets the number of raw bytes read, ``digest`` (a hashlib object)
-    every raw byte, so a checksum of the file costs no second read.
+    every raw byte, so a checksum of the file costs no second read. ``stream``: read these bytes
+    (an open binary stream, e.g. decompressed) instead of opening ``path``, which then only
+    names the input in errors; the caller closes it.
     """
     path = Path(path)
-    if not path.exists():
+    if stream is None and not path.exists():
         raise MissingInputError(path, make_with, what=what)
-    if path.is_dir():
+    if stream is None and path.is_dir():
         raise BadInputError(path, f"is a folder; expected a {what}")
     line_no = 1
-    with open(path, "rb") as fh:
+    with open(path, "rb") if stream is None else contextlib.nullcontext(stream) as fh:
 
         def read(size: int) -> bytes:
             data = fh.read(size)
@@ -235,3 +239,72 @@ def iter_line_blocks(
         out = out if out.endswith(b"\n") else out + b"\n"
         check_decodes(path, out, encoding, line_no)
         yield line_no, out
+
+
+class ProgressLater:
+    """A progress callback for a reading thread: ``self(n)`` counts there, :meth:`report` hands the
+    count so far to ``progress`` in the caller's thread (progress displays are not thread-safe)."""
+
+    def __init__(self, progress: Callable[[int], None] | None):
+        self.progress, self.count, self.reported = progress, 0, 0
+
+    def __call__(self, n: int) -> None:
+        self.count += n
+
+    def report(self) -> None:
+        count = self.count
+        if self.progress is not None and count > self.reported:
+            self.progress(count - self.reported)
+        self.reported = count
+
+
+def read_ahead(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """The items of ``items`` in order, produced by a background thread up to ``depth`` ahead.
+
+    For :func:`iter_line_blocks`: the next block is read, line-end normalised, checked to decode
+    and hashed (``hashlib`` and file reads release the GIL) while the caller parses this one
+    (give it a :class:`ProgressLater` as ``progress``).
+    An exception of the producer is raised here, at the item where it happened; when the caller
+    stops early the producer stops too and its generator is closed (the file with it).
+    """
+    import queue
+    import threading
+
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((False, item)):
+                    return
+            put((True, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((True, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="seqrec-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            done, value = box.get()
+            if done:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        worker.join()

@@ -56,7 +56,7 @@ def _run_session_filter(input_path: Path, out_dir: Path, default_input: bool) ->
         source = {"path": str(input_path), "bytes": size, "sha256": digest.hexdigest()}  # as formats.input_record
         formats.check_raw_input(input_path, sha256=source["sha256"])
         note("filtering (GRU4Rec RSC15 rules, docs/protocols.md §3)")
-        result = rsc15.filter_sessions(events, log=lambda m: note(f"  {m}"))
+        result = rsc15.filter_sessions(events, log=lambda m: note(f"  {m}"), consume=True)
         note(TIME_NOTE)
         del events
         _write_filtered(out_dir, result, source)
@@ -69,15 +69,23 @@ def _write_filtered(out_dir: Path, result: rsc15.FilterResult, source: dict[str,
 
     names = [f"{n}.tsv" for n in formats.RSC15_SPLITS]
     with staged_files(out_dir, owns=names, replaces=formats.manifest_outputs(out_dir, "rsc15-filtered")) as stage:
+        written: dict[str, dict[str, Any]] = {}
+        for name in formats.RSC15_SPLITS:
+            if name in result.subsets:
+                continue  # written with the split it is a subset of
+            subsets = [child for child, (parent, _) in result.subsets.items() if parent == name]
+            group = [name, *subsets]
+            tables = [(out_dir / f"{n}.tsv", stage.path(out_dir / f"{n}.tsv"), None) for n in group]
+            tables[1:] = [(dest, staged, result.subsets[child][1]) for (dest, staged, _), child in zip(tables[1:], subsets)]
+            ev = result.splits[name]
+            with Tracker(f"writing {', '.join(f'{n}.tsv' for n in group)}", total=len(ev)) as tracker:
+                records = rsc15.write_event_tables(tables, ev, progress=tracker.advance, writing=stage.writing)
+            written.update(zip(group, records))
         splits_info: dict[str, Any] = {}
         for name in formats.RSC15_SPLITS:
-            ev = result.splits[name]
-            dest = out_dir / f"{name}.tsv"
-            with Tracker(f"writing {dest.name}", total=len(ev)) as tracker:
-                written = rsc15.write_events_tsv(dest, ev, progress=tracker.advance, staged=stage.path(dest))
             counts = result.counts[name]
-            splits_info[name] = {"path": dest.name, "sha256": written["sha256"], "bytes": written["bytes"], **counts}
-            say(f"{dest.name}: {_fmt(counts)}")
+            splits_info[name] = {"path": f"{name}.tsv", "sha256": written[name]["sha256"], "bytes": written[name]["bytes"], **counts}
+            say(f"{name}.tsv: {_fmt(counts)}")
         manifest = {
             "kind": "rsc15-filtered",
             "inputs": [source],

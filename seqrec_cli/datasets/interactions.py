@@ -9,9 +9,14 @@ split protocols, each through the very code that the data sets' own commands run
   :class:`rsc15.SessionSplitParams`, then ``rsc15.text2id`` (vocabulary from the training split
   only, unknown test items dropped and counted).
 
-Reading (pandas for text, pyarrow for Parquet) goes a chunk of rows at a time: ids become integer
-codes as they are read (the raw strings are kept once per distinct id), times int64 Unix
-milliseconds, so a 33M-row click log needs a few GB, not tens.
+Reading goes a chunk of rows at a time: plain text (UTF-8, a ``,`` tab ``;`` or ``|`` separator,
+no quotes) is split by pyarrow (:func:`_plain_text_chunks`, the reader of
+:mod:`seqrec_cli.columnar` that ``preprocess yoochoose`` uses), any other text by pandas, which
+also takes over a plain-looking file at the first line pyarrow cannot split the way pandas would;
+Parquet by pyarrow. Ids become integer codes as they are read (the raw strings are kept once per
+distinct id, hashed and sorted by pyarrow), ISO times of the common layout are parsed by
+pyarrow and all others by pandas, into int64 Unix milliseconds, so a 33M-row click log needs a
+few GB, not tens.
 
 * **Files**: text with any separator (one character, or several such as ``::``; ``\\t`` typed as a
   backslash and a t is a tab), a header line naming the columns or ``columns`` naming them for a
@@ -47,6 +52,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import BadInputError, MissingInputError, SeqrecError
 from ..formats import Sequences, input_record, save_processed
@@ -54,6 +61,7 @@ from . import ml1m, rsc15
 from .table import IdCoder, Interactions
 
 CHUNK_ROWS = 1 << 20  # rows parsed, checked and coded at a time
+TEXT_BLOCK = 32 << 20  # bytes of plain text split by pyarrow at a time (_plain_text_chunks)
 READ_BYTES = 1 << 20  # bytes read at a time from the file
 # what a corrupt or truncated file raises while it is decompressed and read (gzip: EOFError, zlib.error,
 # BadGzipFile; xz: EOFError, LZMAError; bz2: EOFError, OSError; zstd: EOFError from _ZstdFrames)
@@ -479,23 +487,17 @@ def read_interactions(
     source = Source(path, stdin)
     if source.parquet:
         chunks, spec, layout = _parquet_chunks(source, spec, progress)
+        columns = _read_columns(chunks, spec, _Where(source, None))
     else:
         layout = _layout(source, spec)
         spec = _resolve_group(spec, layout.names, source.name)
-        chunks = _text_chunks(source, layout, progress)
-    where = _Where(source, layout)
-    users, items = IdCoder(), IdCoder()
-    user_parts, item_parts, time_parts, rating_parts = [], [], [], []
-    time_format = spec.time_format
-    for first_row, frame in chunks:
-        assert spec.user_col is not None
-        user_parts.append(_code_ids(frame[spec.user_col], users, "user", spec.user_col, _USER_BAD, first_row, where))
-        item_parts.append(_code_ids(frame[spec.item_col], items, "item", spec.item_col, _ITEM_BAD, first_row, where))
-        if time_format == "auto":
-            time_format = _detect_time_format(frame[spec.time_col])
-        time_parts.append(_times(frame[spec.time_col], time_format, spec.time_col, first_row, where))
-        if spec.rating_col is not None:
-            rating_parts.append(_ratings(frame[spec.rating_col], spec.rating_col, first_row, where))
+        seen = _HighWater(progress)  # a second pass reports only the bytes beyond the first's
+        try:
+            columns = _read_columns(_plain_text_chunks(source, layout, seen), spec, _Where(source, layout))
+        except _NotPlain:
+            seen.rewind()
+            columns = _read_columns(_text_chunks(source, layout, seen), spec, _Where(source, layout))
+    users, items, user_parts, item_parts, time_parts, rating_parts, time_format = columns
     if not user_parts or not sum(len(p) for p in user_parts):
         raise BadInputError(source.name, "no interactions (only a header)" if layout and layout.header else "no interactions")
     user_table, user_remap = users.finish()
@@ -527,6 +529,39 @@ def read_interactions(
     }
     rating = np.concatenate(rating_parts) if rating_parts else None
     return ReadResult(table, rating, read, source)
+
+
+def _read_columns(chunks: Iterator[tuple[int, Any]], spec: ReadSpec, where: _Where) -> tuple[Any, ...]:
+    """Code the ids, parse the times (and ratings) of every chunk: the coders, the parts, the time format used."""
+    users, items = IdCoder(), IdCoder()
+    user_parts, item_parts, time_parts, rating_parts = [], [], [], []
+    time_format = spec.time_format
+    for first_row, frame in chunks:
+        assert spec.user_col is not None
+        user_parts.append(_code_ids(frame[spec.user_col], users, "user", spec.user_col, _USER_BAD, first_row, where))
+        item_parts.append(_code_ids(frame[spec.item_col], items, "item", spec.item_col, _ITEM_BAD, first_row, where))
+        if time_format == "auto":
+            time_format = _detect_time_format(frame[spec.time_col])
+        time_parts.append(_times(frame[spec.time_col], time_format, spec.time_col, first_row, where))
+        if spec.rating_col is not None:
+            rating_parts.append(_ratings(frame[spec.rating_col], spec.rating_col, first_row, where))
+    return users, items, user_parts, item_parts, time_parts, rating_parts, time_format
+
+
+class _HighWater:
+    """Progress that a second pass over the same bytes does not count twice."""
+
+    def __init__(self, progress: Callable[[int], None] | None):
+        self.progress, self.done, self.high = progress, 0, 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None and self.done > self.high:
+            self.progress(self.done - self.high)
+            self.high = self.done
+
+    def rewind(self) -> None:
+        self.done = 0
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -591,6 +626,83 @@ def _unreadable(source: Source, exc: Exception) -> BadInputError:
     if source.compression and not isinstance(exc, ValueError):
         return BadInputError(source.name, f"corrupt or truncated {source.compression} data ({exc})")
     return BadInputError(source.name, f"cannot read the file ({exc})")
+
+
+class _NotPlain(Exception):
+    """The text needs pandas' tokenizer after all: the caller reads it again with :func:`_text_chunks`."""
+
+
+_PLAIN_SEPS = (",", "\t", ";", "|")  # one-character separators the fast path splits at
+
+
+def _plain_text_chunks(
+    source: Source, layout: _Layout, progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, dict[str, pd.Series]]]:
+    """What :func:`_text_chunks` yields (the same rows, cut into the same chunks of
+    ``CHUNK_ROWS``, as the same pandas string columns), split by pyarrow
+    (:func:`seqrec_cli.columnar.read_text_columns`) when the text is plain: UTF-8, a separator of
+    ``_PLAIN_SEPS``, no double quote or NUL byte, no line that starts with a space or tab (pandas
+    skips whitespace-only lines and quotes fields; pyarrow would not), every line with as many
+    fields as the header (pyarrow refuses any other count). Raises :class:`_NotPlain` at the
+    first block that is not, before any row of it is handed on; pandas then reads the whole file
+    again, and names what is wrong.
+    """
+    from .. import columnar
+    from ..textio import ProgressLater, iter_line_blocks, read_ahead
+
+    probe = pd.Series([""], dtype=str)  # what read_csv(dtype=str) makes: pyarrow strings from pandas 3 on
+    if layout.sep not in _PLAIN_SEPS or layout.encoding != "utf-8-sig" or not isinstance(probe.array, pd.arrays.ArrowStringArray):
+        raise _NotPlain
+    str_dtype = probe.dtype
+    names = _unique_names(layout.names)
+    pending: list[Any] = []  # pyarrow tables of rows read and not yet handed on
+    held, first_row, header = 0, 0, layout.header
+    read = ProgressLater(progress)
+    with source.open(read) as fh:
+        blocks = read_ahead(iter_line_blocks(source.name, block=TEXT_BLOCK, stream=fh, what="interaction file"))
+        try:
+            for _, block in blocks:
+                read.report()
+                if b'"' in block or b"\x00" in block:  # quoting, or a byte pandas' tokenizer treats apart
+                    raise _NotPlain
+                if header:  # the header is the first non-blank line
+                    block = block.lstrip(b"\n")
+                    if not block:
+                        continue
+                    if block.startswith((b" ", b"\t")):
+                        raise _NotPlain
+                    block, header = block.partition(b"\n")[2], False
+                columns = columnar.read_text_columns(block, names, layout.sep, names)
+                if columns is None or _starts_with_space(columns[0]):  # pandas skips or trims such lines
+                    raise _NotPlain
+                table = pa.table(dict(zip(names, columns)))
+                pending.append(table)
+                held += table.num_rows
+                while held >= CHUNK_ROWS:
+                    rows = pa.concat_tables(pending)
+                    chunk, rest = rows.slice(0, CHUNK_ROWS), rows.slice(CHUNK_ROWS)
+                    pending, held = [rest], rest.num_rows
+                    yield first_row, _frame(chunk, str_dtype)
+                    first_row += chunk.num_rows
+            if held:
+                yield first_row, _frame(pa.concat_tables(pending), str_dtype)
+        except BadInputError:
+            raise _NotPlain from None  # not UTF-8: pandas' reading names the byte its own way
+        except _STREAM_ERRORS as exc:  # a corrupt or truncated compressed file
+            raise _unreadable(source, exc) from None
+        finally:
+            blocks.close()
+
+
+def _starts_with_space(column: pa.ChunkedArray) -> bool:
+    """Whether a line starts with a space or tab (its first field does; a blank line has no field)."""
+    return bool(pc.any(pc.or_(pc.starts_with(column, " "), pc.starts_with(column, "\t"))).as_py())
+
+
+def _frame(table: Any, str_dtype: Any) -> dict[str, pd.Series]:
+    """The columns of a pyarrow table of strings as the pandas ``str`` columns read_csv makes."""
+    return {name: table.column(name).cast(pa.large_string()).to_pandas(types_mapper={pa.large_string(): str_dtype}.get)
+            for name in table.column_names}
 
 
 def _undecodable(source: Source, layout: _Layout) -> BadInputError:
@@ -683,6 +795,11 @@ def _code_ids(
     missing = codes < 0
     if missing.any():
         raise where.error(first_row + int(np.argmax(missing)), f"missing {role} id in column {col!r}")
+    arrow = getattr(uniques, "array", uniques)
+    if isinstance(arrow, pd.arrays.ArrowStringArray):
+        arrow = pa.array(arrow)
+        if len(arrow) and pc.all(pc.ascii_is_decimal(arrow)).as_py():  # digits only: nothing to refuse
+            return coder.add_factorized(codes, arrow)  # kept as pyarrow strings (no Python str per id)
     text = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str)
     bad = ((text == "") | text.str.contains(bad_chars, regex=True)).to_numpy()
     if bad.any():
@@ -700,8 +817,12 @@ def _detect_time_format(values: pd.Series) -> str:
     """``auto``: a datetime column is native; numbers are Unix time (unit by magnitude); text ISO-8601."""
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return NATIVE_TIME
+    if len(values) == 0:
+        return "iso"
+    if not pd.api.types.is_numeric_dtype(values.dtype) and pd.isna(pd.to_numeric(values.iloc[:1], errors="coerce").iloc[0]):
+        return "iso"  # the first value is text (decided before converting the whole chunk)
     numbers = pd.to_numeric(values, errors="coerce") if not pd.api.types.is_numeric_dtype(values.dtype) else values
-    if len(values) == 0 or pd.isna(numbers.iloc[0]):
+    if pd.isna(numbers.iloc[0]):
         return "iso"
     biggest = float(np.nanmax(np.abs(numbers.to_numpy(dtype=np.float64, na_value=np.nan))))
     return next((unit for bound, unit in _UNIX_BOUNDS if biggest < bound), "unix-ns")
@@ -731,6 +852,12 @@ def _times(values: pd.Series, time_format: str, col: str, first_row: int, where:
         return _unix_ms(values, time_format, col, first_row, where)
     text = values if not pd.api.types.is_numeric_dtype(values.dtype) else values.astype(str)
     pattern = "ISO8601" if time_format in ("iso", NATIVE_TIME) else time_format
+    if pattern == "ISO8601" and isinstance(text.array, pd.arrays.ArrowStringArray):
+        from .. import columnar
+
+        ms = columnar.iso_ms(_arrow_text(text))  # the common layout, exactly as pandas reads it; else pandas
+        if ms is not None:
+            return ms
     try:
         stamps = pd.to_datetime(text, format=pattern, utc=True, errors="coerce")
     except ValueError as exc:  # a pattern pandas cannot use at all
@@ -740,6 +867,12 @@ def _times(values: pd.Series, time_format: str, col: str, first_row: int, where:
         k = int(np.argmax(bad))
         raise where.error(first_row + k, _bad_time_text(text.iloc[k], time_format, col))
     return stamps.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+
+
+def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
+    """The pyarrow strings behind a pandas ``str`` column (no copy)."""
+    arrow = pa.array(values.array)
+    return arrow if isinstance(arrow, pa.ChunkedArray) else pa.chunked_array([arrow])
 
 
 def _shown(value: Any) -> str:

@@ -10,9 +10,14 @@ Three stages, each usable on its own (the ``seqrec preprocess`` commands are thi
 3. :func:`read_token_lines` -> :func:`text2id` (``text2id``): vocabulary from the training lines
    only, every split mapped through it, unknown items dropped and counted.
 
-The raw clicks are checked line by line with one regular expression, parsed by pandas
-(``read_csv``, ``to_datetime``) a block at a time and filtered with numpy, with no Python loop
-over events, so that the full 33M-line clicks file fits a small machine.
+The raw clicks are read a block of lines at a time: pyarrow splits the fields and every value is
+checked to be in the file's usual layout (:func:`_fast_clicks`, :mod:`seqrec_cli.columnar`);
+a block with any other line goes through the exact scanner (one regular expression per line,
+pandas ``read_csv`` / ``to_datetime``), which reads the valid layouts and names the first bad
+line, so both paths accept and read exactly the same. The rules are applied with numpy, and the
+tables and session files are formatted by pyarrow kernels a chunk at a time (each row of
+train_full once, for its subsets train_tr and train_valid too), with no Python loop over events:
+the full 33M-line clicks file takes well under a minute and a few GB (docs/benchmarks.md).
 
 Time is kept as integer Unix milliseconds, read as **UTC** (the official script used
 ``time.mktime``, i.e. the local time zone of the machine that ran it; only differences of times
@@ -26,6 +31,7 @@ import csv
 import hashlib
 import io
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +42,7 @@ import pandas as pd
 
 from ..errors import BadInputError, SeqrecError
 from ..fileio import atomic_path
-from ..textio import iter_line_blocks, read_text_bytes
+from ..textio import ProgressLater, iter_line_blocks, read_ahead, read_text_bytes
 
 # ---------------------------------------------------------------- the official rules (docs/protocols.md §3)
 MIN_SESSION_LENGTH = 2  # steps 2 and 4: a session needs more than 1 event (>= 2)
@@ -88,20 +94,30 @@ class Events:
         """Index of the first event of each session (events must be sorted)."""
         if len(self.session) == 0:
             return np.zeros(0, dtype=np.int64)
-        return np.flatnonzero(np.diff(self.session, prepend=self.session[0] - 1))
+        change = np.empty(len(self.session), dtype=bool)
+        change[0] = True
+        np.not_equal(self.session[1:], self.session[:-1], out=change[1:])
+        return np.flatnonzero(change)
 
 
 def _is_sorted(session: np.ndarray, time: np.ndarray) -> bool:
-    ds = np.diff(session)
-    return not ((ds < 0).any() or ((ds == 0) & (np.diff(time) < 0)).any())
+    if len(session) < 2:
+        return True
+    before, after = session[:-1], session[1:]
+    if not (after >= before).all():
+        return False
+    return bool(((time[1:] >= time[:-1]) | (after != before)).all())
 
 
 def _run_lengths(starts: np.ndarray, n: int) -> np.ndarray:
     return np.diff(starts, append=n)
 
 
-def _n_distinct(values: np.ndarray) -> int:
-    return len(pd.unique(values))
+def _n_distinct(codes: np.ndarray, n: int) -> int:
+    """Distinct values among ``codes`` (integers in 0..n-1)."""
+    present = np.zeros(n, dtype=bool)
+    present[codes] = True
+    return int(np.count_nonzero(present))
 
 
 # ---------------------------------------------------------------- reading raw clicks
@@ -123,39 +139,79 @@ def read_clicks(path: Path | str, progress: Progress = _noop, digest: Any = None
     ends), blank lines are skipped anywhere (a click's line carries no meaning of its own). The
     first bad line raises :class:`BadInputError` with its line number. ``progress`` is called with
     bytes read; ``digest`` (a hashlib object), if given, is updated with every byte of the file.
+
+    Each block of lines is read by the fast path (:func:`_fast_clicks`: pyarrow splits the fields,
+    every value is checked to be in the file's usual layout) and, only when some line is not, by
+    the exact scanner (:func:`_scan_clicks`: one regular expression per line, pandas for the
+    values), which reads a valid block in a less usual layout and names the first bad line of
+    any other. Both give the same values for every line the fast path accepts. The next block is
+    read, checked and hashed in a background thread while this one is parsed.
     """
+    from ..columnar import release_memory
+
     path = Path(path)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    blocks = iter_line_blocks(path, block=READ_BLOCK, progress=progress, digest=digest, what="clicks file")
-    for first_line, block in blocks:
-        bad = _BAD_LINE.search(b"\n" + block)
-        good = block if bad is None else block[: bad.start()]
-        table = pd.read_csv(
-            io.BytesIO(good),
-            header=None,
-            names=CLICK_FIELDS.split(","),
-            usecols=[0, 1, 2],
-            dtype={"SessionId": np.int64, "Timestamp": str, "ItemId": np.int64},
-            na_filter=False,  # the line pattern has checked every field
-            quoting=csv.QUOTE_NONE,
-            engine="c",
-        )
-        when = _parse_times(table["Timestamp"])
-        unreadable = when.isna().to_numpy()
-        if unreadable.any():
-            row = int(np.argmax(unreadable))
-            line = first_line + _nonblank_lines(good)[row]
-            raise BadInputError(path, _bad_timestamp(table["Timestamp"].iloc[row]), line=line)
-        if bad is not None:
-            line = first_line + good.count(b"\n")
-            raise BadInputError(path, _click_problem(block[bad.start() :].partition(b"\n")[0]), line=line)
-        ms = when.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)  # floors
-        parts.append((table["SessionId"].to_numpy(), table["ItemId"].to_numpy(), ms))
+    read = ProgressLater(progress)  # bytes counted by the reading thread, reported from this one
+    blocks = iter_line_blocks(path, block=READ_BLOCK, progress=read, digest=digest, what="clicks file")
+    for first_line, block in read_ahead(blocks):
+        clicks = _fast_clicks(block)
+        parts.append(clicks if clicks is not None else _scan_clicks(path, first_line, block))
+        del block
+        read.report()
+    release_memory()  # what pyarrow's pool kept from parsing the blocks
     if not any(len(p[0]) for p in parts):
         raise BadInputError(path, "empty file (no clicks)", line=1)
     session, item, time = (np.concatenate(column) for column in zip(*parts))
     del parts
     return Events(session, item, time).sorted()
+
+
+_CLICK_NAMES = CLICK_FIELDS.split(",")
+
+
+def _fast_clicks(block: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(session, item, Unix ms) of every click of ``block`` when each line has 4 fields, plain
+    integer ids (``[0-9]{1,18}``) and a timestamp ``YYYY-MM-DD[T ]hh:mm:ss.sssZ`` of a real
+    calendar time (see :mod:`seqrec_cli.columnar`); None when any line is otherwise."""
+    from .. import columnar
+
+    columns = columnar.read_text_columns(block, _CLICK_NAMES, ",", _CLICK_NAMES[:3])
+    if columns is None:
+        return None
+    session = columnar.plain_ints(columns[0])
+    item = columnar.plain_ints(columns[2]) if session is not None else None
+    ms = columnar.iso_ms(columns[1]) if item is not None else None
+    if ms is None:
+        return None
+    return session, item, ms
+
+
+def _scan_clicks(path: Path, first_line: int, block: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exact scanner of a block: every line matched against the click pattern, the values read
+    by pandas; raises :class:`BadInputError` at the first bad line (``first_line`` numbers the block's first)."""
+    bad = _BAD_LINE.search(b"\n" + block)
+    good = block if bad is None else block[: bad.start()]
+    table = pd.read_csv(
+        io.BytesIO(good),
+        header=None,
+        names=_CLICK_NAMES,
+        usecols=[0, 1, 2],
+        dtype={"SessionId": np.int64, "Timestamp": str, "ItemId": np.int64},
+        na_filter=False,  # the line pattern has checked every field
+        quoting=csv.QUOTE_NONE,
+        engine="c",
+    )
+    when = _parse_times(table["Timestamp"])
+    unreadable = when.isna().to_numpy()
+    if unreadable.any():
+        row = int(np.argmax(unreadable))
+        line = first_line + _nonblank_lines(good)[row]
+        raise BadInputError(path, _bad_timestamp(table["Timestamp"].iloc[row]), line=line)
+    if bad is not None:
+        line = first_line + good.count(b"\n")
+        raise BadInputError(path, _click_problem(block[bad.start() :].partition(b"\n")[0]), line=line)
+    ms = when.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)  # floors
+    return table["SessionId"].to_numpy(), table["ItemId"].to_numpy(), ms
 
 
 def _parse_times(text: pd.Series) -> pd.Series:
@@ -213,6 +269,10 @@ class FilterResult:
     splits: dict[str, Events]  # train_full, test and (with a validation window) train_tr, train_valid
     counts: dict[str, dict[str, int]]  # events, sessions, items of each split
     steps: list[dict[str, Any]] = field(default_factory=list)  # what each rule left
+    # split -> (parent split, bool mask over the parent's rows): the split is exactly those rows of
+    # its parent, in order (train_tr and train_valid within train_full), so its text is a subset of
+    # the parent's lines (write_event_tables formats the rows once)
+    subsets: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
 
 
 class EmptyResultError(SeqrecError):
@@ -223,7 +283,9 @@ def _window_text(ms: int) -> str:
     return f"{ms / 1000:,.0f} s" if ms % 1000 == 0 else f"{ms / 1000:,.3f} s"
 
 
-def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams = SessionSplitParams()) -> FilterResult:
+def filter_sessions(
+    events: Events, log: Log = _noop, params: SessionSplitParams = SessionSplitParams(), *, consume: bool = False
+) -> FilterResult:
     """Apply the official GRU4Rec RSC15 rules, in order, to click events.
 
     Source: GRU4Rec ``examples/rsc15/preprocess.py`` (Hidasi et al.), docs/protocols.md §3; the
@@ -237,21 +299,30 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
     in input order). A rule of steps 2-4 that leaves no event, or a split that leaves train_full
     empty, raises :class:`EmptyResultError` naming it; an empty train_tr or held-out split is the
     caller's to judge (:func:`check_train_tr`; ``steps`` says what each rule dropped).
+
+    ``consume=True`` hands ``events`` over: its arrays are dropped here (``events`` is left
+    empty), so that the raw clicks are freed once the rows that pass steps 2-4 are copied instead
+    of being held beside every split (a caller that has no further use for them saves a copy of
+    the input at the peak).
     """
     ev = events.sorted()
-    lengths = _run_lengths(ev.session_starts(), len(ev))
+    if consume:
+        events.session = events.item = events.time = np.zeros(0, dtype=np.int64)
+    starts = ev.session_starts()
+    lengths = _run_lengths(starts, len(ev))
     n_sessions = len(lengths)
-    run = np.repeat(np.arange(n_sessions), lengths)  # session number of each event
+    run = np.repeat(np.arange(n_sessions, dtype=_index_type(n_sessions)), lengths)  # session number of each event
     codes, uniques = pd.factorize(ev.item)  # item number of each event
     n_items = len(uniques)
+    codes = codes.astype(_index_type(n_items))
     steps: list[dict[str, Any]] = []
     min_len = params.min_session_length
 
     def record(rule: str, keep: np.ndarray) -> None:
         c = {
             "events": int(np.count_nonzero(keep)),
-            "sessions": _n_distinct(run[keep]),
-            "items": int(np.count_nonzero(np.bincount(codes[keep], minlength=n_items))),
+            "sessions": int(np.count_nonzero(np.logical_or.reduceat(keep, starts))) if len(keep) else 0,
+            "items": _n_distinct(codes[keep], n_items),
         }
         steps.append({"rule": rule, **c})
         log(f"{rule}: {c['events']} events, {c['sessions']} sessions, {c['items']} items")
@@ -285,9 +356,11 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
     splits = {"train_full": (train_full, train_codes), "test": (test, test_codes)}
     if params.valid_window_ms > 0:
         window = _window_text(params.valid_window_ms)
+        rows: dict[str, np.ndarray] = {}
         train_tr, tr_codes, valid, valid_codes, info = _time_split(
-            train_full, train_codes, n_items, params.valid_window_ms, min_len
+            train_full, train_codes, n_items, params.valid_window_ms, min_len, rows
         )
+        subsets = {"train_tr": ("train_full", rows["kept"]), "train_valid": ("train_full", rows["held"])}
         rule = f"step 7: train_valid = train_full sessions ending in its last {window}"
         steps.append({"rule": rule, **info})
         log(
@@ -298,10 +371,15 @@ def filter_sessions(events: Events, log: Log = _noop, params: SessionSplitParams
         splits["train_tr"] = (train_tr, tr_codes)
         splits["train_valid"] = (valid, valid_codes)
     counts = {
-        name: {"events": len(e), "sessions": len(e.session_starts()), "items": _n_distinct(c)}
+        name: {"events": len(e), "sessions": len(e.session_starts()), "items": _n_distinct(c, n_items)}
         for name, (e, c) in splits.items()
     }
-    return FilterResult({name: e for name, (e, _) in splits.items()}, counts, steps)
+    return FilterResult({name: e for name, (e, _) in splits.items()}, counts, steps, subsets if params.valid_window_ms > 0 else {})
+
+
+def _index_type(n: int) -> type:
+    """The narrowest of int32 / int64 that numbers ``n`` things (halves the memory of codes)."""
+    return np.int32 if n < 2**31 else np.int64
 
 
 def check_train_tr(result: FilterResult, params: SessionSplitParams) -> None:
@@ -317,10 +395,13 @@ def _time_split(
     n_items: int,
     window_ms: int = SPLIT_WINDOW_MS,
     min_length: int = MIN_TEST_SESSION_LENGTH,
+    rows: dict[str, np.ndarray] | None = None,
 ) -> tuple[Events, np.ndarray, Events, np.ndarray, dict[str, Any]]:
     """Hold out the sessions whose last event is in the final window; clean the held-out part.
 
-    Returns (kept events, their item codes, held-out events, their item codes, counts).
+    Returns (kept events, their item codes, held-out events, their item codes, counts). With
+    ``rows`` (a dict), also puts there which rows of ``ev`` each part is: ``kept`` and ``held``,
+    bool masks over ``ev``.
     """
     starts = ev.session_starts()
     lengths = _run_lengths(starts, len(ev))
@@ -339,6 +420,10 @@ def _time_split(
     t_lengths = _run_lengths(test.session_starts(), len(test))
     long_enough = np.repeat(t_lengths >= min_length, t_lengths)
     test, test_codes = test.take(long_enough), test_codes[long_enough]
+    if rows is not None:
+        rows["kept"] = ~held
+        rows["held"] = np.zeros(len(ev), dtype=bool)
+        rows["held"][np.flatnonzero(held)[known][long_enough]] = True
     n_held = int(np.count_nonzero(held_session))
     info = {
         "tmax": tmax / 1000,
@@ -352,16 +437,15 @@ def _time_split(
 
 
 # ---------------------------------------------------------------- writing text
-def _write_text(dest: Path, chunks: Iterable[str], staged: Path | None = None) -> dict[str, Any]:
-    """Write text atomically (renamed into place when complete), or into ``staged`` (a temporary
+def _write_text(dest: Path, chunks: Iterable[bytes], staged: Path | None = None) -> dict[str, Any]:
+    """Write bytes atomically (renamed into place when complete), or into ``staged`` (a temporary
     path of :func:`seqrec_cli.fileio.staged_files`, put in place by its commit); returns the
     record of ``dest``: path, bytes, sha256."""
     sha, size = hashlib.sha256(), 0
     with contextlib.ExitStack() as stack:
         target = staged if staged is not None else stack.enter_context(atomic_path(dest))
         with open(target, "wb") as fh:
-            for text in chunks:
-                data = text.encode("utf-8")
+            for data in chunks:
                 sha.update(data)
                 fh.write(data)
                 size += len(data)
@@ -372,20 +456,95 @@ def write_events_tsv(
     path: Path | str, ev: Events, progress: Progress = _noop, staged: Path | None = None
 ) -> dict[str, Any]:
     """Write ``SessionId<TAB>ItemId<TAB>Time`` (Time in seconds with 3 decimals) atomically (or
-    into ``staged``, see :func:`_write_text`).
+    into ``staged``, see :func:`_write_text`); returns its record (path, bytes, sha256).
 
-    ``%.3f`` of milliseconds / 1000 is exact: the float is within 1e-6 s of the true value.
+    The text is what ``"%d\\t%d\\t%.3f\\n" % (session, item, ms / 1000)`` gives for each row
+    (``%.3f`` of milliseconds / 1000 is exact: the float is within 1e-6 s of the true value),
+    formatted a block of rows at a time by :func:`seqrec_cli.columnar.event_rows`.
     """
+    return write_event_tables([(Path(path), staged, None)], ev, progress)[0]
 
-    def chunks() -> Iterator[str]:
-        yield "\t".join(TSV_HEADER) + "\n"
-        for a in range(0, len(ev), WRITE_ROWS):
-            z = min(a + WRITE_ROWS, len(ev))
-            rows = zip(ev.session[a:z].tolist(), ev.item[a:z].tolist(), (ev.time[a:z] / 1000).tolist())
-            yield "".join(map("%d\t%d\t%.3f\n".__mod__, rows))
-            progress(z - a)
 
-    return _write_text(Path(path), chunks(), staged)
+def write_event_tables(
+    tables: list[tuple[Path, Path | None, np.ndarray | None]],
+    ev: Events,
+    progress: Progress = _noop,
+    writing: Callable[[Path], None] = _noop,
+) -> list[dict[str, Any]]:
+    """Write several event tables whose rows are subsets of ``ev``'s, formatting each row once.
+
+    ``tables``: (destination, staged path or None, bool mask over ``ev``'s rows or None for all
+    of them), each written as :func:`write_events_tsv` writes the table of those rows (the same
+    bytes), side by side; returns their records in the same order. ``progress`` counts rows of
+    ``ev``; ``writing`` is told the destination about to be written (``StagedFiles.writing``, so
+    that a full disk names the file that did not fit).
+    """
+    from .. import columnar
+
+    header = ("\t".join(TSV_HEADER) + "\n").encode("ascii")
+    sinks: list[_Sink] = []
+    try:
+        for dest, staged, _ in tables:
+            sinks.append(_Sink(dest, staged, writing))
+        for sink in sinks:
+            sink.write(header)
+        done = 0
+        for text, rows in columnar.event_lines(ev.session, ev.item, ev.time, WRITE_ROWS):
+            for sink, (_, _, mask) in zip(sinks, tables):
+                sink.write(columnar.joined_lines(text if mask is None else columnar.take_lines(text, mask[done : done + rows])))
+            done += rows
+            progress(rows)
+        return [sink.commit() for sink in sinks]
+    except BaseException:
+        _close_all(sinks, sys.exc_info())
+        raise
+
+
+class _Sink:
+    """One output of :func:`write_event_tables`: a temporary file renamed into place by
+    :meth:`commit` (or ``staged``, put in place by its stage), hashed as it goes, written
+    unbuffered so that an error surfaces at the write of this file."""
+
+    def __init__(self, dest: Path, staged: Path | None, writing: Callable[[Path], None]):
+        self.dest, self.writing, self.failed = dest, writing, False
+        self.stack = contextlib.ExitStack()
+        try:
+            target = staged if staged is not None else self.stack.enter_context(atomic_path(dest))
+            self.fh = self.stack.enter_context(open(target, "wb", buffering=0))
+        except BaseException:
+            self.stack.__exit__(*sys.exc_info())  # removes the temporary file; may name the error better
+            raise
+        self.sha, self.size = hashlib.sha256(), 0
+
+    def write(self, data: Any) -> None:
+        self.writing(self.dest)
+        self.failed = True  # until the bytes are all written
+        view = memoryview(data).cast("B")
+        self.sha.update(view)
+        self.size += len(view)
+        while view:
+            view = view[self.fh.write(view) :]
+        self.failed = False
+
+    def commit(self) -> dict[str, Any]:
+        self.writing(self.dest)
+        self.failed = True
+        self.stack.close()  # closes the file; atomic_path renames it into place
+        self.failed = False
+        return {"path": str(self.dest), "bytes": self.size, "sha256": self.sha.hexdigest()}
+
+
+def _close_all(sinks: list[_Sink], exc_info: Any) -> None:
+    """After an error: close every sink (their temporary files removed); raise the error as the
+    sink that failed reports it (a full disk naming that file), else as the first does."""
+    errors = []
+    for sink in sinks:
+        try:
+            sink.stack.__exit__(*exc_info)
+        except BaseException as exc:  # noqa: BLE001 - raised below, the failing file's first
+            errors.append((sink.failed, exc))
+    if errors:
+        raise next((exc for failed, exc in errors if failed), errors[0][1])
 
 
 # ---------------------------------------------------------------- reading filtered tables
@@ -517,16 +676,13 @@ def write_token_lines(
     path: Path | str, lines: TokenLines, progress: Progress = _noop, staged: Path | None = None
 ) -> dict[str, Any]:
     """Write one line per sequence, tokens separated by single spaces, atomically (or into
-    ``staged``, see :func:`_write_text`)."""
-    separator = np.full(len(lines.tokens), " ", dtype=object)
-    separator[lines.offsets[1:] - 1] = "\n"  # after the last token of each line
+    ``staged``, see :func:`_write_text`); formatted by :func:`seqrec_cli.columnar.token_lines`."""
+    from .. import columnar
 
-    def chunks() -> Iterator[str]:
-        for a in range(0, len(lines.tokens), WRITE_ROWS):
-            z = min(a + WRITE_ROWS, len(lines.tokens))
-            words = np.array(list(map(str, lines.tokens[a:z].tolist())), dtype=object)
-            yield "".join(words + separator[a:z])
-            progress(z - a)
+    def chunks() -> Iterator[Any]:
+        for text, tokens in columnar.token_lines(lines.tokens, lines.offsets, WRITE_ROWS):
+            yield text
+            progress(tokens)
 
     return _write_text(Path(path), chunks(), staged)
 

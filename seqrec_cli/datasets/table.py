@@ -58,14 +58,16 @@ class IdTable:
 
 
 class IdCoder:
-    """Codes ids chunk by chunk (first-seen order), then renumbers them in sorted order.
+    """Codes ids chunk by chunk, then renumbers them in sorted order.
 
-    ``add`` returns provisional codes; ``finish`` returns the :class:`IdTable` and the array that
-    maps a provisional code to its final one. Memory: one dict entry per distinct id.
+    ``add`` returns provisional codes (each chunk numbers its own distinct ids); ``finish``
+    returns the :class:`IdTable` and the array that maps a provisional code to its final one,
+    the rank of its id in the order above. Memory: each chunk's distinct ids until ``finish``.
     """
 
     def __init__(self) -> None:
-        self._index: dict[str, int] = {}
+        self._uniques: list[Any] = []  # the distinct ids of each chunk, strings
+        self._count = 0  # provisional codes handed out
 
     def add(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """Provisional int64 codes of ``values`` (strings, no missing values)."""
@@ -73,22 +75,73 @@ class IdCoder:
         return self.add_factorized(codes, uniques)
 
     def add_factorized(self, codes: np.ndarray, uniques: Any) -> np.ndarray:
-        """Provisional codes of a column already factorized (``uniques[codes]`` are its values)."""
-        index = self._index
-        known = np.fromiter((index.setdefault(str(u), len(index)) for u in uniques), dtype=np.int64, count=len(uniques))
-        return known[codes]
+        """Provisional codes of a column already factorized (``uniques[codes]`` are its values, strings)."""
+        self._uniques.append(uniques)
+        provisional = np.asarray(codes, dtype=np.int64) + self._count
+        self._count += len(uniques)
+        return provisional
 
     def finish(self) -> tuple[IdTable, np.ndarray]:
-        raw = np.empty(len(self._index), dtype=object)
-        raw[:] = list(self._index)  # first-seen order
-        order = id_order(raw)
-        if order == NUMERIC:
-            perm = np.argsort(raw.astype(np.int64), kind="stable")
-        else:
-            perm = np.argsort(raw, kind="stable")  # Python str comparison: code point order
-        remap = np.empty(len(raw), dtype=np.int64)
-        remap[perm] = np.arange(len(raw), dtype=np.int64)
-        return IdTable(raw[perm], order), remap
+        try:
+            return _sorted_ids_arrow(self._uniques)
+        except (ImportError, TypeError, ValueError, UnicodeError):  # pyarrow cannot hold them as UTF-8 strings
+            return _sorted_ids_python(self._uniques)
+
+
+def _sorted_ids_python(chunks: list[Any]) -> tuple[IdTable, np.ndarray]:
+    """:meth:`IdCoder.finish` with Python strings: the reference for :func:`_sorted_ids_arrow`."""
+    index: dict[str, int] = {}
+    first = np.fromiter(
+        (index.setdefault(str(u), len(index)) for chunk in chunks for u in np.asarray(chunk, dtype=object)),
+        dtype=np.int64,
+        count=sum(len(chunk) for chunk in chunks),
+    )
+    raw = np.empty(len(index), dtype=object)
+    raw[:] = list(index)  # first-seen order
+    order = id_order(raw)
+    if order == NUMERIC:
+        perm = np.argsort(raw.astype(np.int64), kind="stable")
+    else:
+        perm = np.argsort(raw, kind="stable")  # Python str comparison: code point order
+    rank = np.empty(len(raw), dtype=np.int64)
+    rank[perm] = np.arange(len(raw), dtype=np.int64)
+    return IdTable(raw[perm], order), rank[first]
+
+
+def _sorted_ids_arrow(chunks: list[Any]) -> tuple[IdTable, np.ndarray]:
+    """:meth:`IdCoder.finish` with pyarrow's hashing and sorting: the same table and codes.
+
+    Distinct ids in first-seen order (``dictionary_encode``), the numeric rule by kernels
+    (``0|[1-9][0-9]{0,17}``), numeric order by int64 value, lexicographic order by UTF-8 bytes,
+    which is code point order, Python's string order.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays = [chunk if isinstance(chunk, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(chunk, dtype=object), type=pa.large_string())
+              for chunk in chunks]
+    if not all(pa.types.is_large_string(a.type) or pa.types.is_string(a.type) for a in arrays):
+        raise TypeError("ids are not strings")
+    everything = pa.chunked_array([a.cast(pa.large_string()) for a in arrays], type=pa.large_string()).combine_chunks()
+    if everything.null_count:
+        raise ValueError("missing id")
+    encoded = pc.dictionary_encode(everything)
+    first = encoded.indices.to_numpy().astype(np.int64)
+    distinct = encoded.dictionary
+    lengths = pc.binary_length(distinct)
+    canonical = pc.and_(
+        pc.ascii_is_decimal(distinct),
+        pc.and_(pc.less_equal(lengths, 18), pc.or_(pc.equal(lengths, 1), pc.invert(pc.starts_with(distinct, "0")))),
+    )
+    order = NUMERIC if pc.all(canonical).as_py() is not False else LEXICOGRAPHIC
+    if order == NUMERIC:
+        perm = np.argsort(pc.cast(distinct, pa.int64()).to_numpy(), kind="stable")
+    else:
+        perm = pc.sort_indices(distinct).to_numpy()  # byte order of UTF-8 = code point order
+    rank = np.empty(len(distinct), dtype=np.int64)
+    rank[perm] = np.arange(len(distinct), dtype=np.int64)
+    raw = np.asarray(distinct.take(pa.array(perm)).to_numpy(zero_copy_only=False), dtype=object)
+    return IdTable(raw, order), rank[first]
 
 
 def encode_ids(values: pd.Series | np.ndarray) -> tuple[np.ndarray, IdTable]:
