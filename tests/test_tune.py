@@ -273,7 +273,7 @@ BAD_SPACES = [
     ({"learning_rate": {"low": 0.1, "high": 1}},
      "unknown parameter(s): learning_rate (not hyperparameters of sasrec; see seqrec train sasrec --help)"),
     ({"dropout": {"low": 0.0, "high": 1.5}}, "dropout: high must be a number in [0, 1), got 1.5"),
-    ({"lr": {"low": 0, "high": 0.1}}, "lr: low must be a number > 0, got 0.0"),
+    ({"lr": {"low": 0, "high": 0.1}}, "lr: low must be a number > 0, got 0"),
     ({"layers": {"low": 1, "high": 100}}, "layers: high must be an integer from 1 to 64, got 100"),
     ({"layers": {"low": 1.5, "high": 3}}, "layers: low must be an integer from 1 to 64, got 1.5"),
     ({"loss": {"choices": ["ce", "xe"]}}, "loss: choices must be one of ce, sampled-ce, bce, got 'xe'"),
