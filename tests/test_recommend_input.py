@@ -24,11 +24,12 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, invoke
 from typer.testing import CliRunner
+
+from seqrec_cli.cli import app
 
 GRU = ("--hidden-size", "16", "--n-sample", "16", "--batch-size", "8", "--seed", "3")
 SAS = ("--max-len", "16", "--hidden-size", "16", "--heads", "1", "--intermediate-size", "32", "--batch-size", "8")
@@ -162,8 +163,8 @@ def test_parquet_and_stdin_give_the_same_file(runner, shop, here):
     _ok(invoke(runner, "recommend", "--input", here / "new.csv", "--output", here / "csv.tsv"))
     lines = _ok(invoke(runner, "recommend", "--input", here / "new.parquet", "--output", here / "parquet.tsv"))
     assert lines[0].startswith(f"read {here / 'new.parquet'}: interactions, Parquet; group by 'session'")
-    result = CliRunner().invoke(
-        __import__("seqrec_cli.cli", fromlist=["app"]).app,
+    result = runner.invoke(
+        app,
         ["recommend", "--input", "-", "--output", str(here / "stdin.tsv")],
         input=(here / "new.csv").read_bytes(),
     )
@@ -174,7 +175,7 @@ def test_parquet_and_stdin_give_the_same_file(runner, shop, here):
     import gzip
 
     result = runner.invoke(
-        __import__("seqrec_cli.cli", fromlist=["app"]).app,
+        app,
         ["recommend", "--input", "-", "--output", str(here / "gz.tsv")],
         input=gzip.compress((here / "new.csv").read_bytes()),
     )
@@ -299,7 +300,7 @@ def test_raw_id_lines_through_the_text_reader_and_stdin(runner, shop, here):
                      f"model:model_output/epoch_1 top-4 for 2 sequences -> {here / 'a.tsv'}"]  # fmt: skip
     (here / "b.txt").write_bytes(b"\xef\xbb\xbfsku:AB-03\tsku:AB-04\r\nsku:AB-10\r\n\r\n")  # BOM, CRLF, tab, trailing blank
     _ok(invoke(runner, "recommend", "--input", here / "b.txt", "--input-format", "lines", "--top-k", 4, "--output", here / "b.tsv"))
-    result = runner.invoke(__import__("seqrec_cli.cli", fromlist=["app"]).app,
+    result = runner.invoke(app,
                            ["recommend", "--input", "-", "--top-k", "4", "--output", "-"], input=b"sku:AB-03 sku:AB-04\rsku:AB-10")  # fmt: skip
     assert result.exit_code == 0, result.output
     want = (here / "a.tsv").read_text(encoding="utf-8")
@@ -380,3 +381,29 @@ def test_recommend_help_loads_no_heavy_module():
     for option in ("--input-format", "--user-col", "--session-col", "--item-col", "--time-col", "--sep", "--columns",
                    "--time-format", "--format", "--output"):  # fmt: skip
         assert option in proc.stdout, option
+
+
+def test_auto_rules_without_a_recorded_reading(workdir):
+    """Data made by other commands (preprocess ml-1m, text2id) records no reading: the defaults of
+    preprocess interactions, and the separators it would try, decide."""
+    from seqrec_cli import recommend_input as ri
+    from seqrec_cli.errors import BadInputError
+
+    cases = {
+        "h.csv": ("user,item,time\n1,10,2024-01-01\n1,20,2024-01-02\n", "interactions"),
+        "h.txt": ("session;item;time\ns,10,1\n".replace(",", ";"), "interactions"),
+        "l.txt": ("10 20 30\n0042\n", "lines"),
+        "colon.txt": ("sku:AB-1 a:b\n", "lines"),  # one ':' is no separator
+    }
+    for name, (text, kind) in cases.items():
+        (workdir / name).write_text(text)
+        assert ri.read_input(workdir / name).kind == kind, name
+    assert ri.read_input(workdir / "h.csv").sequences == [["10", "20"]]
+    assert ri.read_input(workdir / "l.txt").sequences == [["10", "20", "30"], ["0042"]]
+    (workdir / "r.dat").write_text("1::1193::5::978300760\n")
+    with pytest.raises(BadInputError, match=r"r.dat:1: cannot tell .* \(the first line holds '::', a separator, and names no columns\)"):
+        ri.read_input(workdir / "r.dat")
+    assert ri.read_input(workdir / "r.dat", "lines").sequences == [["1::1193::5::978300760"]]
+    raw = ri.read_input(workdir / "r.dat", "interactions", overrides={"columns": ("user", "item", "rating", "time"), "sep": "::"})
+    assert (raw.ids, raw.sequences) == (["1"], [["1193"]])
+    assert ri.read_input("-", stdin=io.BytesIO(b"\xef\xbb\xbf7 8\r\n9\r\n")).sequences == [["7", "8"], ["9"]]
