@@ -201,7 +201,7 @@ def _line_no(head: bytes, line: str) -> int:
 
 
 def _read_lines(name: str, path: Path | str, data: bytes | None) -> NewSequences:
-    blank = "blank line (one sequence of raw item ids per line; line i is sequence i)"
+    blank = "empty line (every line must hold at least one item id)"  # line i is sequence i
     if data is None:
         lines = textio.read_lines(path, what="input file", blank=blank)
     else:  # standard input, under the same policy as textio.read_lines
@@ -213,7 +213,7 @@ def _read_lines(name: str, path: Path | str, data: bytes | None) -> NewSequences
             if not line.strip():
                 raise BadInputError(name, blank, line=no)
     if not lines:
-        raise BadInputError(name, "empty input file (expected raw-id lines or an interaction file)")
+        raise BadInputError(name, "empty input file")
     return NewSequences(name, LINES, [str(i + 1) for i in range(len(lines))], [line.split() for line in lines], len(lines))
 
 

@@ -241,10 +241,10 @@ BAD = {
                   "line holds a comma, the training data's separator, and names no columns); give --input-format "
                   "interactions or --input-format lines"),
     "blank line": (lambda p: p.write_text("sku:AB-01\n\nsku:AB-02\n"), (),
-                   "{f}:2: blank line (one sequence of raw item ids per line; line i is sequence i)"),
+                   "{f}:2: empty line (every line must hold at least one item id)"),
     "not utf-8": (lambda p: p.write_bytes(b"sku:AB-01\nsku:\xff\n"), (),
                   "{f}:2: not valid UTF-8 (byte 0xff in column 5); save the file as UTF-8"),
-    "empty": (lambda p: p.write_text("\n \n"), (), "{f}: empty input file (expected raw-id lines or an interaction file)"),
+    "empty": (lambda p: p.write_text("\n \n"), (), "{f}: empty input file"),
     "parquet as lines": (_parquet_bad, ("--input-format", "lines"),
                          "{f}: a Parquet file, not raw-id lines; give --input-format interactions (or auto)"),
     "missing": (None, (), "input file not found: {f}"),
