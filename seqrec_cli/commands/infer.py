@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
 from .. import formats
-from ..console import out, say
-from ..errors import BadInputError, SeqrecError
-from ..fileio import atomic_path, write_json
+from ..console import note, out, say
+from ..errors import SeqrecError
+from ..fileio import write_json
 from .options import (
+    READING,
     CheckpointPath,
     Cutoffs,
     Epoch,
@@ -28,8 +30,24 @@ from .options import (
     TestDir,
     Threads,
     UseCuda,
+    explicit,
     parse_cutoffs,
+    reading_options,
 )
+from .preprocess_interactions import reading_text
+
+
+class InputFormat(str, Enum):
+    auto = "auto"
+    lines = "lines"
+    interactions = "interactions"
+
+
+class OutputFormat(str, Enum):
+    tsv = "tsv"
+    csv = "csv"
+    jsonl = "jsonl"
+
 
 def _spec(split: str, cutoffs: str, negatives: int, sampling: str, filter_seen: bool, seed: int, batch: int):
     from ..evaluation import EvalSpec
@@ -235,7 +253,14 @@ def evaluate(
     say(f"wrote {dest}")
 
 
+# --user-col, --item-col, --sep, ...: the declarations of preprocess interactions (options.py)
+(UserCol, SessionCol, ItemCol, TimeCol, RatingCol, MinRating, Columns, Sep, TimeFormat, Encoding) = reading_options(
+    "the training data's reading (manifest)", panel=READING
+)
+
+
 def recommend(
+    ctx: typer.Context,
     model_dir: ModelDir = formats.MODEL_DIR,
     epoch: Epoch = None,
     checkpoint: CheckpointPath = None,
@@ -243,16 +268,50 @@ def recommend(
         Optional[Path],
         typer.Option(
             "--input",
-            help="Sequences of RAW item ids, one per line, space-separated, oldest first.",
+            help="New sequences to recommend for: raw-id lines (one sequence per line, raw item ids separated by "
+            "spaces, oldest first) or an interaction file like those preprocess interactions reads (CSV / TSV / "
+            "Parquet / compressed); see --input-format. - reads standard input.",
             show_default="the test sequences of the data the model was trained on",
         ),
     ] = None,
+    input_format: Annotated[
+        InputFormat,
+        typer.Option(
+            "--input-format",
+            help="lines | interactions | auto: an option below given, Parquet or compressed, or a first line naming "
+            "the user/session, item and time columns -> interactions; a first line holding a field separator "
+            "without naming them -> refused as ambiguous; else lines.",
+        ),
+    ] = InputFormat.auto,
+    user_col: UserCol = None,
+    session_col: SessionCol = None,
+    item_col: ItemCol = None,
+    time_col: TimeCol = None,
+    rating_col: RatingCol = None,
+    min_rating: MinRating = None,
+    columns: Columns = None,
+    sep: Sep = None,
+    time_format: TimeFormat = None,
+    encoding: Encoding = None,
     test_dir: TestDir = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Items to recommend per sequence.")] = 10,
     exclude_seen: Annotated[bool, typer.Option("--exclude-seen", help="Never recommend an item already in the sequence.")] = False,
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", help="TSV to write (id, then the raw item ids, best first).", show_default="<model-dir>/recommendations.tsv"),
+        typer.Option(
+            "--output",
+            help="File to write (one row per sequence: its id, then the raw item ids, best first); - writes standard output.",
+            show_default="<model-dir>/recommendations.<format>",
+        ),
+    ] = None,
+    output_format: Annotated[
+        Optional[OutputFormat],
+        typer.Option(
+            "--format",
+            help="tsv (id<TAB>items), csv (id,items) or jsonl ({id, items, source}). A third column 'source' "
+            "(model | popularity) appears in tsv and csv when some sequence had no known item.",
+            show_default="from --output's extension (.csv, .jsonl), else tsv",
+        ),
     ] = None,
     eval_batch_size: EvalBatchSize = 512,
     use_cuda: UseCuda = False,
@@ -261,12 +320,34 @@ def recommend(
 ) -> None:
     """Top-k next items after each sequence, as raw item ids through the vocabulary. By default
     for every test sequence of the training data (for leave-one-out data: every user's full
-    history, i.e. a recommendation beyond the data)."""
+    history, i.e. a recommendation beyond the data); with --input for new users or sessions, in
+    your own ids. An interaction file is read as the training data was (the column mapping,
+    separator and time format in its manifest), the reading options overriding: grouped by user or
+    session, ordered by time. Unknown items are skipped and counted; a sequence with no known item
+    gets the most popular training items instead, flagged (source popularity)."""
     from .. import checkpoint as ckpt
     from .. import distributed
+    from .. import recommend_input as ri
     from ..inference import data_for, load, resolve_checkpoint
     from ..scoring import recommend as rec
 
+    import numpy as np
+
+    reading = {
+        "user_col": user_col or session_col, "item_col": item_col, "time_col": time_col, "rating_col": rating_col,
+        "min_rating": min_rating, "columns": columns, "sep": sep, "time_format": time_format, "encoding": encoding,
+    }  # fmt: skip
+    given = [f"--{k.replace('_', '-')}" for k in (*reading, "session_col") if explicit(ctx, k)]
+    if given and input is None:
+        raise SeqrecError(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to an interaction file given with --input")
+    if explicit(ctx, "input_format") and input is None:
+        raise SeqrecError("--input-format applies to a file given with --input")
+    if user_col is not None and session_col is not None:
+        raise SeqrecError("give --user-col or --session-col, not both")
+    fmt = ri.output_format(output_format.value if output_format else None, output)
+    report = note if output is not None and str(output) == "-" else say  # keep standard output for the rows
+    if input is not None and str(input) == "-" and num_devices is not None and num_devices > 1:
+        raise SeqrecError("--input - (standard input) needs one process: give the file's path with --num-devices")
     proc = distributed.start(num_devices, use_cuda, threads)
     if proc is None:  # this process launched the workers, and they are done
         return
@@ -274,47 +355,71 @@ def recommend(
     chosen = ckpt.read_checkpoint(checkpoint) if checkpoint is not None else resolve_checkpoint(model_dir, epoch)
     data = data_for(chosen, test_dir)
     vocab = formats.read_vocab(data.vocab_file)
+    fallback: list[int] = []
+    new = None
     if input is None:
         seqs = data.split("test")
         ids = data.users or [str(i + 1) for i in range(len(seqs))]
-        empty: list[int] = []
     else:
-        seqs, ids, empty, unknown = _read_raw_sequences(input, {raw: i + 1 for i, raw in enumerate(vocab)})
-        if unknown:
-            say(f"note: {unknown:,} item ids of {input} are not in the vocabulary and were ignored")
+        new = ri.read_input(input, input_format.value, manifest=data.manifest, overrides=_reading_overrides(reading))
+        for line in new.notes:
+            report(f"note: {line}")
+        report(_input_text(new))
+        mapped = ri.map_to_vocab(new, vocab)
+        seqs, ids, fallback = mapped.seqs, new.ids, mapped.fallback
+        if mapped.unknown:
+            report(
+                f"note: {mapped.unknown:,} of {_n(mapped.events, 'item')} of {new.name} ({_n(mapped.unknown_ids, 'distinct id')}) "
+                f"{'is' if mapped.unknown == 1 else 'are'} not in the vocabulary and {'was' if mapped.unknown == 1 else 'were'} skipped"
+            )
     lm = load(chosen, device)
     top = rec(lm.model, lm.entry, seqs, top_k, exclude_seen, eval_batch_size, lm.dtype)
     if top is None:  # another process than rank 0: rank 0 writes the recommendations of all
         return
-    dest = output or (chosen.path.parent / "recommendations.tsv")
-    rows = {i: " ".join(vocab[j - 1] for j in r if j > 0) for i, r in enumerate(top)}
-    with atomic_path(dest) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write("id\titems\n")
-            for i, ident in enumerate(ids):
-                fh.write(f"{ident}\t{rows.get(i, '') if i not in empty else ''}\n")
-    say(f"model:{chosen.path} top-{top_k} for {len(ids):,} sequences -> {dest}")
-    if empty:
-        say(f"note: {len(empty):,} input lines had no known item and got no recommendation")
+    sources = None
+    if fallback:
+        top[fallback] = 0
+        popular = ri.popularity_ranking(data.split("train"), data.n_items, top_k)
+        top[np.asarray(fallback)[:, None], np.arange(len(popular))] = popular
+        sources = [ri.MODEL] * len(ids)
+        for i in fallback:
+            sources[i] = ri.POPULARITY
+    items = [[vocab[j - 1] for j in row if j > 0] for row in top.tolist()]
+    dest = output or (chosen.path.parent / f"recommendations.{fmt}")
+    ri.write_recommendations(dest, fmt, ids, items, sources)
+    report(f"model:{chosen.path} top-{top_k} for {len(ids):,} sequences -> {'standard output' if str(dest) == '-' else dest}")
+    if fallback:
+        what = "line" if new is not None and new.kind == ri.LINES else "sequence"
+        report(
+            f"note: {_n(len(fallback), what)} had no known item and got the {_n(top_k, 'most popular training item')} "
+            "instead (source popularity)"
+        )
 
 
-def _read_raw_sequences(path: Path, index: dict[str, int]):
-    """Raw-id lines -> (Sequences of indices, line ids, lines left empty, unknown item count)."""
-    from ..sequences import Sequences
-    from ..textio import read_lines
+def _n(count: int, word: str) -> str:
+    """'1 line', '2 lines'."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
-    # the shared text reader: UTF-8 (an undecodable byte is an error at its line), any line end,
-    # trailing blank lines ignored; line i is sequence i, so a blank line before the last is an error
-    lines = read_lines(path, what="input file", blank="empty line (every line must hold at least one item id)")
-    if not lines:
-        raise BadInputError(path, "empty input file")
-    seqs, empty, unknown = [], [], 0
-    for no, line in enumerate(lines):
-        tokens = line.split()
-        mapped = [index[t] for t in tokens if t in index]
-        unknown += len(tokens) - len(mapped)
-        if not mapped:
-            empty.append(no)
-            mapped = [1]  # placeholder, its output is blanked
-        seqs.append(mapped)
-    return Sequences.from_lists(seqs), [str(i + 1) for i in range(len(lines))], empty, unknown
+
+def _reading_overrides(reading: dict[str, Any]) -> dict[str, Any]:
+    """The reading options given, as ReadSpec fields (separator and columns parsed as preprocess does)."""
+    from ..datasets.interactions import parse_columns, parse_sep
+
+    out = dict(reading)
+    if out["sep"] is not None:
+        out["sep"] = parse_sep(out["sep"])
+    if out["columns"] is not None:
+        out["columns"] = parse_columns(out["columns"])
+    return out
+
+
+def _input_text(new: Any) -> str:
+    from .. import recommend_input as ri
+
+    if new.kind == ri.LINES:
+        return f"read {new.name}: raw-id lines: {_n(len(new.ids), 'sequence')}, {_n(new.events, 'item')}"
+    dropped = f" ({new.rows_dropped:,} below the rating threshold)" if new.rows_dropped else ""
+    return (
+        f"read {new.name}: interactions, {reading_text(new.read)}: {_n(new.rows, 'row')}{dropped}, "
+        f"{_n(len(new.ids), 'sequence')}"
+    )

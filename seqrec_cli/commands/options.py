@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, NamedTuple, Optional
 
 import typer
 
@@ -13,6 +13,7 @@ from ..errors import BadInputError
 
 RUN = "Run"  # help panels
 EVALUATION = "Evaluation"
+READING = "Reading an interaction file (--input)"
 
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the epoch_N checkpoints.", rich_help_panel=RUN)]
 UseCuda = Annotated[
@@ -152,3 +153,63 @@ def read_params(spec: str) -> tuple[Any, Path]:
 
 def default_train_dir(dataset: str) -> Path:
     return formats.processed_dir(dataset)
+
+
+# ---------------------------------------------------------------- reading an interaction file
+class ReadingOptions(NamedTuple):
+    """The options saying how to read an interaction file, declared once for ``preprocess
+    interactions`` and ``recommend --input`` (each ``Annotated`` type is one option)."""
+
+    user_col: Any
+    session_col: Any
+    item_col: Any
+    time_col: Any
+    rating_col: Any
+    min_rating: Any
+    columns: Any
+    sep: Any
+    time_format: Any
+    encoding: Any
+
+
+def reading_options(defaults: str | None = None, panel: str | None = None) -> ReadingOptions:
+    """The reading options. ``defaults``: None for the defaults preprocess interactions shows (item,
+    time, auto, utf-8 as the commands' own default values), or a phrase shown as every option's
+    default (recommend: how the training data was read)."""
+
+    def opt(name: str, help: str, default_text: str | None = None, kind: Any = str, **extra: Any) -> Any:
+        shown: Any = defaults if defaults is not None else (default_text if default_text is not None else True)
+        return Annotated[
+            Optional[kind], typer.Option(name, help=help, show_default=shown, rich_help_panel=panel, **extra)
+        ]
+
+    return ReadingOptions(
+        user_col=opt(
+            "--user-col", "Column whose value groups interactions into one sequence.", "user, else session"
+        ),
+        session_col=opt("--session-col", "The same as --user-col, for session data.", False),
+        item_col=opt("--item-col", "Column of the item ids."),
+        time_col=opt("--time-col", "Column of the timestamps."),
+        rating_col=opt("--rating-col", "Column of a rating (read and checked; see --min-rating).", False),
+        min_rating=opt(
+            "--min-rating", "Keep only rows whose rating is at least this (before every other rule).", False, kind=float
+        ),
+        columns=opt(
+            "--columns",
+            "Comma-separated names of the columns of a header-less text file, e.g. user,item,rating,time (the first "
+            "line is then data).",
+            False,
+        ),
+        sep=opt(
+            "--sep",
+            "Field separator of text files, one or more characters (e.g. '::'); '\\t' or tab means a tab.",
+            "tab for .tsv, comma for .csv when the first line has one, else the first of tab, ::, comma, ;, | found on "
+            "the first line",
+        ),
+        time_format=opt(
+            "--time-format",
+            "auto (numbers = Unix seconds / ms / µs / ns by magnitude, text = ISO-8601), unix-s, unix-ms, unix-us, "
+            "unix-ns, iso, or a strftime pattern such as '%d/%m/%Y %H:%M'. Times without a zone are UTC.",
+        ),
+        encoding=opt("--encoding", "Encoding of text files (a UTF-8 BOM is skipped)."),
+    )

@@ -18,8 +18,11 @@ import typer
 from .. import formats
 from ..console import Tracker, say
 from ..errors import SeqrecError
+from .options import reading_options
 
 DAY_MS = 86_400_000
+# --user-col, --item-col, --sep, ...: declared once (options.py), shared with recommend --input
+UserCol, SessionCol, ItemCol, TimeCol, RatingCol, MinRating, Columns, Sep, TimeFormat, Encoding = reading_options()
 
 
 class Split(str, Enum):
@@ -62,53 +65,16 @@ def interactions(
             ),
         ),
     ] = Split.leave_one_out,
-    user_col: Annotated[
-        Optional[str],
-        typer.Option("--user-col", help="Column whose value groups interactions into one sequence. [default: user, else session]", show_default=False),
-    ] = None,
-    session_col: Annotated[
-        Optional[str], typer.Option("--session-col", help="The same as --user-col, for session data.", show_default=False)
-    ] = None,
-    item_col: Annotated[str, typer.Option("--item-col", help="Column of the item ids.")] = "item",
-    time_col: Annotated[str, typer.Option("--time-col", help="Column of the timestamps.")] = "time",
-    rating_col: Annotated[
-        Optional[str], typer.Option("--rating-col", help="Column of a rating (read and checked; see --min-rating).", show_default=False)
-    ] = None,
-    min_rating: Annotated[
-        Optional[float],
-        typer.Option("--min-rating", help="Keep only rows whose rating is at least this (before every other rule).", show_default=False),
-    ] = None,
-    columns: Annotated[
-        Optional[str],
-        typer.Option(
-            "--columns",
-            help="Comma-separated names of the columns of a header-less text file, e.g. user,item,rating,time (the first line is then data).",
-            show_default=False,
-        ),
-    ] = None,
-    sep: Annotated[
-        Optional[str],
-        typer.Option(
-            "--sep",
-            help=(
-                "Field separator of text files, one or more characters (e.g. '::'); '\\t' or tab means a tab. "
-                "[default: tab for .tsv, comma for .csv when the first line has one, else the first of tab, ::, comma, ;, | "
-                "found on the first line]"
-            ),
-            show_default=False,
-        ),
-    ] = None,
-    time_format: Annotated[
-        str,
-        typer.Option(
-            "--time-format",
-            help=(
-                "auto (numbers = Unix seconds / ms / µs / ns by magnitude, text = ISO-8601), unix-s, unix-ms, unix-us, "
-                "unix-ns, iso, or a strftime pattern such as '%d/%m/%Y %H:%M'. Times without a zone are UTC."
-            ),
-        ),
-    ] = "auto",
-    encoding: Annotated[str, typer.Option("--encoding", help="Encoding of text files (a UTF-8 BOM is skipped).")] = "utf-8",
+    user_col: UserCol = None,
+    session_col: SessionCol = None,
+    item_col: ItemCol = "item",
+    time_col: TimeCol = "time",
+    rating_col: RatingCol = None,
+    min_rating: MinRating = None,
+    columns: Columns = None,
+    sep: Sep = None,
+    time_format: TimeFormat = "auto",
+    encoding: Encoding = "utf-8",
     name: Annotated[
         Optional[str],
         typer.Option("--name", help="Data set name: manifest and default paths. [default: the file name without extensions]", show_default=False),
@@ -213,7 +179,8 @@ def interactions(
     _report(file, result)
 
 
-def _read_text(file: Path, read: dict[str, Any]) -> str:
+def reading_text(read: dict[str, Any]) -> str:
+    """How a file was read (a manifest's params.read), in words: layout, then the column mapping."""
     if read["format"] == "parquet":
         how = "Parquet"
     else:
@@ -221,10 +188,11 @@ def _read_text(file: Path, read: dict[str, Any]) -> str:
         how = f"text, {sep}-separated, " + ("header line" if read["header"] else f"columns {','.join(read['columns'])}")
         if read["compression"]:
             how += f", {read['compression']}"
-    return (
-        f"read {file}: {how}; group by {read['user_col']!r}, items {read['item_col']!r}, time {read['time_col']!r} "
-        f"({read['time_format']}); ids: users {read['id_order']['users']}, items {read['id_order']['items']}"
-    )
+    return f"{how}; group by {read['user_col']!r}, items {read['item_col']!r}, time {read['time_col']!r} ({read['time_format']})"
+
+
+def _read_text(file: Path, read: dict[str, Any]) -> str:
+    return f"read {file}: {reading_text(read)}; ids: users {read['id_order']['users']}, items {read['id_order']['items']}"
 
 
 def _fmt_time(seconds: float) -> str:
