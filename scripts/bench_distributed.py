@@ -30,6 +30,7 @@ run and one ``SUMMARY key=value ...`` line for docs/benchmarks.md. Run it on a q
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -59,21 +60,43 @@ def run(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float, float]:
     return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024
 
 
-def prepare(work: Path, smoke: bool) -> dict[str, Path]:
-    """The processed data folders (made once)."""
-    if smoke:
+def md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def step(cmd: list[str], cwd: Path) -> None:
+    """Run a preparation command; a failure ends the script with one Error: line."""
+    if subprocess.run(cmd, cwd=cwd).returncode != 0:
+        raise SystemExit(f"Error: {' '.join(cmd[1:3])} failed (its message is above)")
+
+
+def prepare(work: Path, args) -> dict[str, Path]:
+    """The processed data folders: given (--ml1m-dir, --yoochoose-dir) or made once under --work."""
+    if args.smoke:
         return {"bert4rec": REPO / "data" / "sample", "gru4rec": REPO / "data" / "sample"}
     sq = seqrec_bin()
-    if not (work / "data" / "ml-1m" / "manifest.json").is_file():
-        for cmd in ([sq, "download", "ml-1m", "--from-file", str(ML1M_ZIP)], [sq, "preprocess", "ml-1m"]):
-            subprocess.run(cmd, cwd=work, check=True)
-    if not (work / "data" / "yoochoose1_64" / "manifest.json").is_file():
-        subprocess.run(
+    ml1m, yoo = args.ml1m_dir or work / "data" / "ml-1m", args.yoochoose_dir or work / "data" / "yoochoose1_64"
+    for folder in (ml1m, yoo):
+        if folder in (args.ml1m_dir, args.yoochoose_dir) and not (folder / "manifest.json").is_file():
+            raise SystemExit(f"Error: {folder}: not a processed data folder (no manifest.json)")
+    if not (ml1m / "manifest.json").is_file():
+        if not ML1M_ZIP.is_file():
+            raise SystemExit(f"Error: {ML1M_ZIP}: not found (give --ml1m-dir, a processed ML-1M folder)")
+        # this copy's own MD5: the benchmark measures training, not the download (the copy's
+        # timestamps are reconstructed, so it differs from GroupLens' published archive)
+        step([sq, "download", "ml-1m", "--from-file", str(ML1M_ZIP), "--checksum", md5(ML1M_ZIP)], work)
+        step([sq, "preprocess", "ml-1m"], work)
+    if not (yoo / "manifest.json").is_file():
+        step(
             [sq, "preprocess", "text2id", "--name", "yoochoose1_64", "--train", str(YOO / "train_sessions.txt"),
              "--test", str(YOO / "test_sessions.txt")],
-            cwd=work, check=True,
+            work,
         )  # fmt: skip
-    return {"bert4rec": work / "data" / "ml-1m", "gru4rec": work / "data" / "yoochoose1_64"}
+    return {"bert4rec": ml1m, "gru4rec": yoo}
 
 
 def one_run(model: str, data: Path, n: int, args, work: Path, tag: str) -> dict:
@@ -125,12 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="bert4rec,gru4rec", help="comma-separated: bert4rec, gru4rec")
     ap.add_argument("--same-per-device-batch", action="store_true", help="2 processes x the 1-process batch")
     ap.add_argument("--smoke", action="store_true", help="the bundled sample, tiny models, 1 epoch, 1 round")
+    ap.add_argument("--ml1m-dir", type=Path, help="processed ML-1M folder [made under --work]")
+    ap.add_argument("--yoochoose-dir", type=Path, help="processed yoochoose 1/64 folder [made under --work]")
     args = ap.parse_args(argv)
     if args.smoke:
         args.epochs, args.rounds = 1, 1
     work = args.work.resolve()
     (work / "runs").mkdir(parents=True, exist_ok=True)
-    data = prepare(work, args.smoke)
+    data = prepare(work, args)
     results: dict[tuple[str, int], list[dict]] = {}
     for r in range(args.rounds):
         for model in args.models.split(","):
