@@ -387,6 +387,21 @@ def test_shipped_params_with_explicit_overrides(runner, workdir):
     assert sorted(p.name for p in (workdir / "model_output").glob("epoch_*")) == ["epoch_1"]
 
 
+def test_bert4rec_paper_params(runner, workdir):
+    """The paper's ML-1M setting is one flag away; every value of the file reaches the checkpoint."""
+    result = invoke(
+        runner, "train", "bert4rec", "--train-dir", SAMPLE, "--params", "bert4rec_paper", "--epochs", 1, "--max-len", 20,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((workdir / "model_output" / "epoch_1" / "config.json").read_text())
+    mc, tc = cfg["model_config"], cfg["train_config"]
+    assert (mc["hidden_size"], mc["num_layers"], mc["num_heads"], mc["intermediate_size"]) == (64, 2, 2, 256)
+    assert mc["hidden_dropout"] == 0.2 and mc["attention_dropout"] == 0.2 and mc["label_smoothing"] == 0.0
+    assert (tc["batch_size"], tc["lr"], tc["warmup_steps"], tc["max_grad_norm"]) == (256, 1e-4, 100, 1.0)
+    assert tc["objective"] == "both" and tc["mask_prob"] == 0.2 and tc["weight_decay"] == 0.01
+    assert tc["epochs"] == 1 and mc["max_len"] == 20  # the command line wins over the file
+
+
 def test_params_file_loses_to_options_given_even_at_their_default(runner, workdir):
     params = workdir / "p.json"
     params.write_text(json.dumps({"_note": "ignored", "hidden_size": 8, "lr": 0.05, "n_sample": 10}), encoding="utf-8")
