@@ -58,7 +58,7 @@ def parse_args(argv):
     ap.add_argument("--models", default=",".join(MODELS), help="models to time, comma-separated [%(default)s]")
     ap.add_argument("--repeats", type=b.positive, default=5, help="evaluations of each checkpoint [%(default)s]")
     ap.add_argument("--threads", type=b.positive, default=2, help="--threads of every seqrec command [%(default)s]")
-    ap.add_argument("--eval-batch-size", type=b.positive, default=512, help="--eval-batch-size of the timed evaluations [%(default)s]")
+    ap.add_argument("--eval-batch-size", type=b.positive, default=128, help="--eval-batch-size of the timed evaluations [%(default)s]")
     ap.add_argument("--catalogue", type=b.non_negative, default=1_000_000, help="items of the synthetic catalogue (0 = skip part 2) [%(default)s]")
     ap.add_argument("--catalogue-batch-sizes", default="32,256", help="the two --eval-batch-size values of part 2 [%(default)s]")
     ap.add_argument("--work", type=Path, default=Path("/tmp/seqrec-bench-eval"), help="scratch folder (emptied first) [%(default)s]")

@@ -24,6 +24,7 @@ import torch
 from .data.history import prediction_positions, targets_at
 from .data.sampling import popularity
 from .errors import SeqrecError
+from .hparams import EVAL_BATCH_SIZE
 from .metrics import MetricAccumulator, full_ranks, sampled_ranks
 from .sequences import Sequences
 
@@ -44,7 +45,7 @@ class EvalSpec:
     sampling: str = "popularity"  # popularity | uniform (with negatives > 0)
     filter_seen: bool = False  # full ranking: the items already in the history cannot be recommended
     seed: int = 0  # for sampled negatives
-    batch_size: int = 256  # predictions scored at once: bounds the [batch, items] score matrix
+    batch_size: int = EVAL_BATCH_SIZE  # predictions scored at once: bounds the [batch, items] score matrix
 
 
 @dataclass

@@ -35,6 +35,7 @@ from .console import Tracker, note, say
 from .errors import MismatchError, SeqrecError
 from .evaluation import EvalSpec, check_filter_seen, metric_key
 from .fileio import atomic_path, folder_lock
+from .hparams import EVAL_BATCH_SIZE
 from .models.base import SequentialRecommender, autocast, autocast_dtype, to_device
 from .models.spec import RESUMABLE, ModelEntry
 from .scoring import evaluate_model
@@ -50,7 +51,7 @@ class RunOptions:
     resume: bool = False
     overwrite: bool = False
     log_every: int = 200  # steps between plain log lines / metrics.jsonl step records
-    eval_batch_size: int = 256  # predictions scored at once in validation
+    eval_batch_size: int = EVAL_BATCH_SIZE  # predictions scored at once in validation
     stage: str = "train"
     tensorboard: Path | None = None  # TensorBoard event folder (None = no TensorBoard)
     curves: bool = True  # redraw <model_dir>/curves.png after every epoch

@@ -44,7 +44,7 @@ from . import formats
 from .console import note, say
 from .errors import BadInputError, MismatchError, SeqrecError
 from .extras import require
-from .hparams import Param, check_value, params_of, read_json_file
+from .hparams import EVAL_BATCH_SIZE, Param, check_value, params_of, read_json_file
 from .models import REGISTRY
 from .models.spec import ModelEntry
 
@@ -215,7 +215,7 @@ class TuneSetup:
     use_cuda: bool = False
     tensorboard: bool = False
     log_every: int = 200
-    eval_batch_size: int = 256
+    eval_batch_size: int = EVAL_BATCH_SIZE
     data_fingerprint: str = ""
     prune_startup_trials: int = PRUNE_STARTUP_TRIALS
 

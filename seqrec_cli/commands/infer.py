@@ -14,6 +14,7 @@ from .. import formats
 from ..console import note, out, say
 from ..errors import SeqrecError
 from ..fileio import write_json
+from ..hparams import EVAL_BATCH_SIZE
 from .options import (
     READING,
     CheckpointPath,
@@ -73,7 +74,7 @@ def infer(
     sampling: Sampling = "popularity",
     filter_seen: FilterSeen = False,
     sample_seed: SampleSeed = 0,
-    eval_batch_size: EvalBatchSize = 512,
+    eval_batch_size: EvalBatchSize = EVAL_BATCH_SIZE,
     use_cuda: UseCuda = False,
     num_devices: NumDevices = None,
     threads: Threads = None,
@@ -169,7 +170,7 @@ def evaluate(
     sampling: Sampling = "popularity",
     filter_seen: FilterSeen = False,
     sample_seed: SampleSeed = 0,
-    eval_batch_size: EvalBatchSize = 512,
+    eval_batch_size: EvalBatchSize = EVAL_BATCH_SIZE,
     use_cuda: UseCuda = False,
     num_devices: NumDevices = None,
     threads: Threads = None,
@@ -313,7 +314,7 @@ def recommend(
             show_default="from --output's extension (.csv, .jsonl), else tsv",
         ),
     ] = None,
-    eval_batch_size: EvalBatchSize = 512,
+    eval_batch_size: EvalBatchSize = EVAL_BATCH_SIZE,
     use_cuda: UseCuda = False,
     num_devices: NumDevices = None,
     threads: Threads = None,

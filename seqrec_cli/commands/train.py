@@ -19,7 +19,7 @@ import typer
 from .. import formats
 from ..console import say
 from ..errors import MismatchError
-from ..hparams import Param, check_value, params_of, read_json_file, typer_parameters, values_from_file, with_signature
+from ..hparams import EVAL_BATCH_SIZE, Param, check_value, params_of, read_json_file, typer_parameters, values_from_file, with_signature
 from ..models import REGISTRY
 from ..models.spec import ModelEntry
 from .options import (
@@ -134,7 +134,7 @@ def _run_parameters(entry: ModelEntry, model_dir: Path) -> list[inspect.Paramete
         ("resume", Resume, False),
         ("overwrite", Overwrite, False),
         ("log_every", LogEvery, 200),
-        ("eval_batch_size", EvalBatchSize, 256),
+        ("eval_batch_size", EvalBatchSize, EVAL_BATCH_SIZE),
     ]
     return [
         inspect.Parameter(name, kw, default=entry.run_defaults.get(name, default), annotation=ann)
