@@ -356,7 +356,10 @@ def draw_curves(runs: Sequence[RunHistory], metric: str | None = None, labels: S
         f"validation protocol: {_joined([r.protocol for r in runs])}",
         fontsize=11,
     )
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(runs), 3), fontsize=9, frameon=False)
+    # as many legend entries per row as fit the figure's width (about 160 characters at this size)
+    widest = max((len(label) for label in labels), default=1)
+    ncols = max(1, min(len(runs), 3, 160 // (widest + 6)))
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=9, frameon=False)
     return fig
 
 
