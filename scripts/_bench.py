@@ -12,6 +12,7 @@ child processes, not itself.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shlex
 import shutil
@@ -209,6 +210,15 @@ def run_together(cmds: list[list[str]], cwd: Path, env: dict[str, str], logs: Pa
             c.kill()
         raise
     return time.perf_counter() - t0, results
+
+
+def md5(path: Path) -> str:
+    """The file's MD5 (hex), read in 1 MiB blocks."""
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def need_file(path: Path, what: str) -> Path:

@@ -24,7 +24,6 @@ SASRec (--model sasrec). Options after `--` go to `seqrec train` unchanged.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -49,14 +48,6 @@ def parse_args(argv):
     return args
 
 
-def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.ratings is not None:
@@ -77,7 +68,7 @@ def main(argv=None) -> int:
         return b.run([seqrec, *map(str, cmd)], work, env, logs, name, f"seqrec {' '.join(map(str, cmd[:2]))}")
 
     if args.ratings is None:
-        prep = [step("download", "download", "ml-1m", "--from-file", args.zip, "--checksum", args.checksum or md5(args.zip))]
+        prep = [step("download", "download", "ml-1m", "--from-file", args.zip, "--checksum", args.checksum or b.md5(args.zip))]
         prep.append(step("preprocess", "preprocess", "ml-1m"))
     else:
         prep = [step("preprocess", "preprocess", "ml-1m", "--input", args.ratings)]

@@ -30,7 +30,6 @@ run and one ``SUMMARY key=value ...`` line for docs/benchmarks.md. Run it on a q
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -39,6 +38,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _bench import md5
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -60,14 +61,6 @@ def run(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float, float]:
     return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024
 
 
-def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def step(cmd: list[str], cwd: Path) -> None:
     """Run a preparation command; a failure ends the script with one Error: line."""
     if subprocess.run(cmd, cwd=cwd).returncode != 0:
@@ -80,9 +73,9 @@ def prepare(work: Path, args) -> dict[str, Path]:
         return {"bert4rec": REPO / "data" / "sample", "gru4rec": REPO / "data" / "sample"}
     sq = seqrec_bin()
     ml1m, yoo = args.ml1m_dir or work / "data" / "ml-1m", args.yoochoose_dir or work / "data" / "yoochoose1_64"
-    for folder in (ml1m, yoo):
-        if folder in (args.ml1m_dir, args.yoochoose_dir) and not (folder / "manifest.json").is_file():
-            raise SystemExit(f"Error: {folder}: not a processed data folder (no manifest.json)")
+    for given in (args.ml1m_dir, args.yoochoose_dir):
+        if given is not None and not (given / "manifest.json").is_file():
+            raise SystemExit(f"Error: {given}: not a processed data folder (no manifest.json)")
     if not (ml1m / "manifest.json").is_file():
         if not ML1M_ZIP.is_file():
             raise SystemExit(f"Error: {ML1M_ZIP}: not found (give --ml1m-dir, a processed ML-1M folder)")
