@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import losses
 from .base import SequentialRecommender, TrainOutput, adamw_with_warmup, no_autocast
 from .sasrec_config import SASRecConfig
 
@@ -99,12 +100,10 @@ class SASRec(SequentialRecommender):
             h = self.encode(inputs)[select]  # [m, H]
             y = targets[select]  # [m]
             loss = self.config.loss
-            if loss == "ce":
-                logits = h @ items_w[1:].T  # [m, N]: the real items only
-                with no_autocast(device):
-                    total = total + F.cross_entropy(
-                        logits.float(), y - 1, reduction="sum", label_smoothing=self.config.label_smoothing
-                    )
+            if loss == "ce":  # softmax over the real items only
+                total = total + losses.linear_cross_entropy(
+                    h, items_w[1:], y - 1, label_smoothing=self.config.label_smoothing
+                )
             elif loss == "sampled-ce":
                 neg = batch.negatives  # [S]
                 pos = (h * items_w[y]).sum(-1, keepdim=True)  # [m, 1]
