@@ -208,6 +208,19 @@ def test_logits_only_for_selected_positions():
     assert torch.allclose(scores, score_last(model, items)[:, :31])
 
 
+def test_scoring_runs_the_last_layer_for_the_mask_position_only_with_the_same_result():
+    model = tiny_model()
+    items = torch.tensor([[0, 0, 0, 3, 4, 31], [5, 6, 7, 1, 8, 31], [0, 9, 9, 9, 2, 31]])
+    everywhere = model.encode(items)  # [B, T, H]: every position through every layer
+    last = model.encode(items, last_only=True)
+    assert last.shape == (3, 1, 16)
+    assert torch.allclose(last[:, 0], everywhere[:, -1], atol=1e-5)
+    batch = HistoryBatch(items, torch.tensor([3, 5, 5]), np.zeros(3, np.int64), np.arange(3), np.ones(3, np.int64))
+    expected = model.logits(everywhere[:, -1])[:, :31]
+    assert torch.allclose(model.score(batch), expected, atol=1e-5)
+    assert torch.allclose(model.history_scorer()(items), expected, atol=1e-5)
+
+
 def test_left_padding_does_not_change_the_last_score():
     """Positions count from the right, so padding to any width sees the same positions."""
     model = tiny_model(max_len=16, hidden_dropout=0.3, attention_dropout=0.3)  # dropout must be off in eval mode

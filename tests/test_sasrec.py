@@ -69,6 +69,23 @@ def test_right_padding_does_not_change_the_scores():
     assert torch.allclose(scores[0, 1:], ref[-1] @ model.item_embedding.weight[1:].T, atol=1e-5)
 
 
+def test_scoring_runs_the_last_block_for_the_last_position_only_with_the_same_result():
+    model = tiny(num_layers=3)
+    lengths = torch.tensor([12, 1, 5, 11])
+    items = torch.randint(1, 31, (4, 12), generator=torch.Generator().manual_seed(1))
+    for row, n in enumerate(lengths):
+        items[row, n:] = 0
+    everywhere = model.encode(items)  # [B, T, H]: every position through every block
+    expected_states = everywhere[torch.arange(4), lengths - 1]
+    last = model.encode(items, last=lengths - 1)
+    assert last.shape == (4, 1, 16)
+    assert torch.allclose(last[:, 0], expected_states, atol=1e-5)
+    expected = expected_states @ model.item_embedding.weight.T
+    scores = model.score_histories(items, lengths)
+    assert torch.isneginf(scores[:, 0]).all()
+    assert torch.allclose(scores[:, 1:], expected[:, 1:], atol=1e-5)
+
+
 def test_output_embedding_is_tied_and_padding_is_zero():
     model = tiny(n_items=40)
     assert (model.item_embedding.weight[0] == 0).all()

@@ -43,10 +43,14 @@ class EncoderLayer(nn.Module):
         self.attention_dropout = c.attention_dropout
         self.act = ACTIVATIONS[c.hidden_act]
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        """x: [B, T, H]; attn_mask: [B, 1, 1, T] bool, True = may attend (real item)."""
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """x: [B, T, H]; attn_mask: [B, 1, 1, T] bool, True = may attend (real item) -> [B, T, H], or
+        with ``last_only`` [B, 1, H]: only the last position's output (its query against every key;
+        the other positions' outputs, which nothing after the last layer reads, are not computed)."""
         b, t, h = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, h // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, nh, T, hd]
+        if last_only:
+            q, x, t = q[:, :, -1:], x[:, -1:], 1
         a = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.attention_dropout if self.training else 0.0
         )  # [B, nh, T, hd]
@@ -84,15 +88,17 @@ class Bert4Rec(SequentialRecommender):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def encode(self, items: torch.Tensor) -> torch.Tensor:
-        """items: [B, T] left-padded (0 = padding), T <= max_len -> hidden states [B, T, H]."""
+    def encode(self, items: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """items: [B, T] left-padded (0 = padding), T <= max_len -> hidden states [B, T, H]; with
+        ``last_only`` the last position's only, [B, 1, H] (the last layer runs for that position
+        alone: scoring reads nothing else, and skips about half the work)."""
         b, t = items.shape
         positions = torch.arange(self.config.max_len - t, self.config.max_len, device=items.device)  # [T]
         x = self.item_embedding(items) + self.position_embedding(positions)  # [B, T, H]
         x = self.drop(self.norm(x))
         attn_mask = (items > 0).view(b, 1, 1, t)  # [B, 1, 1, T]
-        for layer in self.layers:
-            x = layer(x, attn_mask)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, attn_mask, last_only=last_only and i == len(self.layers) - 1)
         return x
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -124,7 +130,7 @@ class Bert4Rec(SequentialRecommender):
     def score(self, batch) -> torch.Tensor:
         """batch: a HistoryBatch (items [B, T] left-padded, [MASK] last) -> scores [B, N + 1] of the
         [MASK] position (column 0, padding, is -inf)."""
-        return self.logits(self.encode(batch.items)[:, -1])[:, : self.config.mask_index]
+        return self.logits(self.encode(batch.items, last_only=True)[:, -1])[:, : self.config.mask_index]
 
     def full_softmax_loss(self) -> bool:
         return True
@@ -163,4 +169,4 @@ class Bert4RecHistoryScorer(nn.Module):
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         m = self.model
-        return m.logits(m.encode(items)[:, -1])[:, : m.config.mask_index]  # [B, N + 1]
+        return m.logits(m.encode(items, last_only=True)[:, -1])[:, : m.config.mask_index]  # [B, N + 1]

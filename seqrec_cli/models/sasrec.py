@@ -43,13 +43,22 @@ class CausalBlock(nn.Module):
         self.drop = nn.Dropout(c.hidden_dropout)
         self.attention_dropout = c.attention_dropout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, T, H] -> [B, T, H]; position t sees positions 0..t only."""
+    def forward(self, x: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [B, T, H] -> [B, T, H]; position t sees positions 0..t only. With ``last`` ([B] int64,
+        one position per row) only that position's output, [B, 1, H]: its query against keys
+        0..last (the other positions' outputs, which nothing after the last block reads, are not
+        computed)."""
         b, t, h = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.num_heads, h // self.num_heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.attention_dropout if self.training else 0.0
-        )  # [B, nh, T, hd]
+        dropout = self.attention_dropout if self.training else 0.0
+        if last is None:
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)  # [B, nh, T, hd]
+        else:
+            q = q.gather(2, last.view(b, 1, 1, 1).expand(b, q.shape[1], 1, q.shape[3]))  # [B, nh, 1, hd]
+            x = x.gather(1, last.view(b, 1, 1).expand(b, 1, h))  # [B, 1, H]
+            sees = torch.arange(t, device=x.device).view(1, 1, 1, t) <= last.view(b, 1, 1, 1)  # [B, 1, 1, T]
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=sees, dropout_p=dropout)  # [B, nh, 1, hd]
+            t = 1
         x = x + self.drop(self.out(a.transpose(1, 2).reshape(b, t, h)))
         return x + self.drop(self.ff2(self.drop(F.relu(self.ff1(self.norm2(x))))))
 
@@ -78,14 +87,16 @@ class SASRec(SequentialRecommender):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def encode(self, items: torch.Tensor) -> torch.Tensor:
-        """items: [B, T] right-padded (0 = padding), T <= max_len -> states [B, T, H]."""
+    def encode(self, items: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
+        """items: [B, T] right-padded (0 = padding), T <= max_len -> states [B, T, H]; with ``last``
+        ([B] int64) the state at position ``last`` of each row only, [B, 1, H] (the last block runs
+        for that position alone: scoring reads nothing else, and skips about half the work)."""
         t = items.shape[1]
         positions = torch.arange(t, device=items.device)
         x = self.item_embedding(items) * math.sqrt(self.config.hidden_size) + self.position_embedding(positions)
         x = self.drop(x)
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, last if i == len(self.blocks) - 1 else None)
         return self.final_norm(x)
 
     def forward(self, batch) -> TrainOutput:
@@ -128,9 +139,7 @@ class SASRec(SequentialRecommender):
     def score_histories(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """items: [B, T] right-padded, lengths: [B] (>= 1) -> scores [B, N + 1] after each history's
         last item (column 0, padding, is -inf)."""
-        h = self.encode(items)  # [B, T, H]
-        index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, h.shape[2])  # [B, 1, H]
-        last = h.gather(1, index).squeeze(1)  # [B, H]
+        last = self.encode(items, last=lengths - 1).squeeze(1)  # [B, H]
         scores = last @ self.item_embedding.weight.T
         scores[:, 0] = float("-inf")
         return scores
