@@ -113,3 +113,12 @@ def test_precision_on_the_sample(tmp_path):
     fields = summary_of(out)
     assert fields["avx512_bf16"] in ("yes", "no") and float(fields["sasrec_bf16_over_fp32"]) > 0
     assert re.fullmatch(r"[\d.]+", fields["sasrec_fp32_steps_per_s"])
+
+
+def test_loss_side_by_side_at_a_tiny_size():
+    out = run_script("bench_loss.py", "--rows", "100", "--items", "300", "--rounds", "1", "--repeats", "1", "--threads", "1")
+    fields = summary_of(out)
+    assert fields["rows"] == "100" and fields["items"] == "300"
+    assert float(fields["speedup"]) > 0 and float(fields["max_grad_diff"]) < 1e-4
+    bad = run_script("bench_loss.py", "--rows", "0")
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("Error: ")
