@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample"  # the bundled sample (600 users, 240 items): smoke runs
 SHARED_DATA = REPO.parent / "shared" / "data"  # the development copy of the public data sets
 # variables that set thread counts or the OpenMP wait policy: every child gets them explicitly
-THREAD_VARS = ("SEQREC_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+THREAD_VARS = ("SEQREC_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 class BenchError(Exception):
