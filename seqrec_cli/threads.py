@@ -6,14 +6,9 @@ OpenMP threads that *spin* while they wait for their siblings then burn the core
 process needs: two small trainings side by side on a 2-core machine took 143 s against 3.4 s for
 one alone (docs/benchmarks.md). seqrec therefore
 
-* bounds how long a waiting OpenMP thread spins before it sleeps: ``GOMP_SPINCOUNT`` (the
-  OpenMP runtime torch's CPU wheels ship is GNU libgomp) is set to ``SPIN_COUNT`` before torch is
-  imported, unless the user set it or ``OMP_WAIT_POLICY``. libgomp's own default spins 300,000
-  times (milliseconds), which is what made two processes on the same cores 40 times slower; no
-  spinning at all (``OMP_WAIT_POLICY=PASSIVE``, this module's earlier policy) puts every thread
-  to sleep between two operations and made one training alone 1.3x slower. A short spin bridges
-  the microseconds between the operations of one process and gives the cores up soon after
-  (docs/benchmarks.md, "Two trainings side by side");
+* sets ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep instead of spinning) before torch is
+  imported, unless the user set it, so processes that share cores slow each other down only in
+  proportion to the work;
 * gives every process ``--threads N`` threads (or ``SEQREC_THREADS``), by default the cores it may
   run on divided by the number of worker processes seqrec itself starts on this machine
   (``--num-devices``, ``tune --n-jobs``), at least 1.
@@ -24,16 +19,15 @@ from __future__ import annotations
 import os
 
 
-#: Spin iterations of a waiting OpenMP thread before it sleeps (``GOMP_SPINCOUNT``; each iteration
-#: is one check and one pause instruction, so tens of microseconds in all).
-SPIN_COUNT = 1000
-
-
 def set_wait_policy() -> None:
-    """Let waiting OpenMP threads spin only briefly before they sleep (must run before torch
-    loads); a ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` the user set is left alone."""
-    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    """Make OpenMP threads sleep rather than spin while they wait (must run before torch loads);
+    a wait policy the user chose (``OMP_WAIT_POLICY``, or libgomp's ``GOMP_SPINCOUNT``) is left alone.
+
+    A bounded spin (``GOMP_SPINCOUNT=1000``) was measured as the default instead and lost: one
+    small training alone was slower than with sleeping threads, not faster (docs/benchmarks.md,
+    "Two trainings side by side")."""
+    if "GOMP_SPINCOUNT" not in os.environ:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def available_cores() -> int:
