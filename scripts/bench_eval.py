@@ -14,6 +14,11 @@
    bytes). Memory bounded by the batch size means the difference between the two peaks follows the
    difference of the score matrices, and neither grows with the number of predictions.
 
+With --against DIR (another checkout of seqrec, e.g. `git worktree add /tmp/old <commit>`), every
+timed evaluation is also run by that checkout's code (PYTHONPATH=DIR), right after this one's, so
+the two are measured side by side (A B A B ...); the SUMMARY adds <model>_against_eval_s,
+<model>_speedup (against / this) and <model>_same_figures (yes when both gave identical metrics).
+
 Data: --yoochoose-dir and --ml1m-dir are processed folders; by default they are made under --work
 from the shared copies (`seqrec preprocess text2id` of the SR-GNN split, `seqrec preprocess ml-1m`
 of the reconstructed ratings.dat). Work files go under --work (default /tmp/seqrec-bench-eval).
@@ -59,6 +64,7 @@ def parse_args(argv):
     ap.add_argument("--repeats", type=b.positive, default=5, help="evaluations of each checkpoint [%(default)s]")
     ap.add_argument("--threads", type=b.positive, default=2, help="--threads of every seqrec command [%(default)s]")
     ap.add_argument("--eval-batch-size", type=b.positive, default=128, help="--eval-batch-size of the timed evaluations [%(default)s]")
+    ap.add_argument("--against", type=Path, help="another seqrec checkout to time beside this one (its seqrec_cli/ is imported) [none]")
     ap.add_argument("--catalogue", type=b.non_negative, default=1_000_000, help="items of the synthetic catalogue (0 = skip part 2) [%(default)s]")
     ap.add_argument("--catalogue-batch-sizes", default="32,256", help="the two --eval-batch-size values of part 2 [%(default)s]")
     ap.add_argument("--work", type=Path, default=Path("/tmp/seqrec-bench-eval"), help="scratch folder (emptied first) [%(default)s]")
@@ -69,11 +75,12 @@ class Ctx:
     def __init__(self, args, work: Path):
         self.args, self.work, self.logs = args, work, work / "logs"
         self.seqrec = b.seqrec_exe()
-        self.env = b.child_env()
+        self.env = b.child_env(PYTHONPATH=str(b.REPO))  # this checkout's code, whatever the venv has installed
+        self.against_env = b.child_env(PYTHONPATH=str(args.against)) if args.against else None
         self.threads = ["--threads", str(args.threads)]
 
-    def seqrec_run(self, name: str, *cmd, what: str | None = None) -> b.Result:
-        return b.run([self.seqrec, *map(str, cmd)], self.work, self.env, self.logs, name, what or f"seqrec {cmd[0]} ({name})")
+    def seqrec_run(self, name: str, *cmd, what: str | None = None, env: dict[str, str] | None = None) -> b.Result:
+        return b.run([self.seqrec, *map(str, cmd)], self.work, env or self.env, self.logs, name, what or f"seqrec {cmd[0]} ({name})")
 
 
 def ensure_data(ctx: Ctx) -> tuple[Path, Path]:
@@ -103,11 +110,13 @@ def checkpoint_for(ctx: Ctx, model: str, data_dir: Path | None) -> Path:
     return model_dir / "epoch_1"
 
 
-def evaluate(ctx: Ctx, name: str, checkpoint: Path, test_dir: Path | None, batch: int, out: Path) -> tuple[dict, b.Result]:
+def evaluate(
+    ctx: Ctx, name: str, checkpoint: Path, test_dir: Path | None, batch: int, out: Path, env: dict[str, str] | None = None
+) -> tuple[dict, b.Result]:
     cmd = ["evaluate", "--checkpoint", checkpoint, "--eval-batch-size", batch, *ctx.threads, "--cutoffs", "10,20", "--output-json", out]
     if test_dir is not None:
         cmd += ["--test-dir", test_dir]
-    res = ctx.seqrec_run(name, *cmd)
+    res = ctx.seqrec_run(name, *cmd, env=env)
     return json.loads(out.read_text()), res
 
 
@@ -154,6 +163,9 @@ def main(argv=None) -> int:
         if folder is not None:
             setattr(args, name, folder.absolute())
             b.need_file(folder.absolute() / "manifest.json", f"--{name.replace('_', '-')}: its")
+    if args.against is not None:
+        args.against = args.against.absolute()
+        b.need_file(args.against / "seqrec_cli" / "__init__.py", "--against: a seqrec checkout needs")
     for m in MODELS:
         if getattr(args, f"{m}_checkpoint") is not None:
             setattr(args, f"{m}_checkpoint", getattr(args, f"{m}_checkpoint").absolute())
@@ -168,6 +180,8 @@ def main(argv=None) -> int:
     test_dir = {m: data_of[m] for m in args.models_list}  # None: the folder the given checkpoint was trained on
     secs: dict[str, list[float]] = {m: [] for m in args.models_list}
     walls: dict[str, list[float]] = {m: [] for m in args.models_list}
+    against: dict[str, list[float]] = {m: [] for m in args.models_list}
+    same: dict[str, bool] = {m: True for m in args.models_list}
     info: dict[str, dict] = {}
     for r in range(1, args.repeats + 1):
         for m in args.models_list:
@@ -176,6 +190,12 @@ def main(argv=None) -> int:
             walls[m].append(res.wall)
             info[m] = figures
             b.log(f"round {r}, {m}: {figures['predictions']:,} predictions in {figures['seconds']:.2f}s (process {res.wall:.1f}s)")
+            if ctx.against_env is not None:
+                other, _ = evaluate(ctx, f"eval-{m}-r{r}-against", ckpts[m], test_dir[m], args.eval_batch_size,
+                                    work / f"eval-{m}-r{r}-against.json", env=ctx.against_env)  # fmt: skip
+                against[m].append(other["seconds"])
+                same[m] &= other["metrics"] == figures["metrics"]
+                b.log(f"round {r}, {m}, --against: {other['seconds']:.2f}s")
     for m in args.models_list:
         fields |= {
             f"{m}_predictions": info[m]["predictions"],
@@ -183,6 +203,12 @@ def main(argv=None) -> int:
             f"{m}_eval_s": b.median(secs[m]),
             f"{m}_process_s": b.median(walls[m]),
         }
+        if against[m]:
+            fields |= {
+                f"{m}_against_eval_s": b.median(against[m]),
+                f"{m}_speedup": round(b.median(against[m]) / b.median(secs[m]), 2),
+                f"{m}_same_figures": "yes" if same[m] else "no",
+            }
         b.log(f"{m}: evaluation {b.spread(secs[m])}s, process {b.spread(walls[m])}s")
 
     # 2. memory at a large catalogue

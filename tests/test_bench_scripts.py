@@ -91,6 +91,21 @@ def test_eval_on_the_sample(tmp_path):
     fields = summary_of(out)
     assert fields["sasrec_predictions"] == "600" and fields["sasrec_items"] == "240"
     assert fields["catalogue_items"] == "3000" and float(fields["rss_b64_gib"]) > 0
+    assert "sasrec_speedup" not in fields
+
+
+@pytest.mark.slow
+def test_eval_against_another_checkout(tmp_path):
+    """--against times the same evaluations with another checkout's code (here: this one, so the
+    figures must be identical)."""
+    out = run_script(
+        "bench_eval.py", "--ml1m-dir", SAMPLE, "--models", "bert4rec", "--repeats", "1", "--threads", "1",
+        "--catalogue", "0", "--against", str(REPO), "--work", str(tmp_path),
+    )  # fmt: skip
+    fields = summary_of(out)
+    assert fields["bert4rec_same_figures"] == "yes" and float(fields["bert4rec_speedup"]) > 0
+    bad = run_script("bench_eval.py", "--against", str(tmp_path), "--work", str(tmp_path / "w"))
+    assert bad.returncode == 1 and bad.stdout == "" and "--against" in bad.stderr
 
 
 @pytest.mark.slow
