@@ -80,9 +80,9 @@ def linear_cross_entropy(
     into the gradients of ``hidden``, ``weight`` and ``bias`` at once while the block is still in
     cache (the fused linear cross-entropy of Liger Kernel, Hsu et al. 2024, §3.2; Wijmans et al.
     2024, "Cut your losses in large-vocabulary language models"). The [M, N] matrix and its
-    gradient never exist in memory: the step's largest memory pass is gone and the loss's time
-    drops about 2.5x on ML-1M (docs/benchmarks.md). Equal to the plain formula up to float
-    rounding. Elsewhere (CUDA, autocast) it is the plain formula.
+    gradient never exist in memory: the step's largest memory pass is gone and the loss of one
+    ML-1M step is 2.18x faster (``scripts/bench_loss.py``, docs/benchmarks.md). Equal to the plain
+    formula up to float rounding. Elsewhere (CUDA, autocast) it is the plain formula.
     """
     if hidden.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
         scores = hidden @ weight.T
