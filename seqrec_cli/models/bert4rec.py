@@ -130,7 +130,12 @@ class Bert4Rec(SequentialRecommender):
     def score(self, batch) -> torch.Tensor:
         """batch: a HistoryBatch (items [B, T] left-padded, [MASK] last) -> scores [B, N + 1] of the
         [MASK] position (column 0, padding, is -inf)."""
-        return self.logits(self.encode(batch.items, last_only=True)[:, -1])[:, : self.config.mask_index]
+        return self.score_items(batch.items)
+
+    def score_items(self, items: torch.Tensor) -> torch.Tensor:
+        """items: [B, T] left-padded histories ending in [MASK] -> scores [B, N + 1] of the [MASK]
+        position (column 0, padding, is -inf)."""
+        return self.logits(self.encode(items, last_only=True)[:, -1])[:, : self.config.mask_index]
 
     def full_softmax_loss(self) -> bool:
         return True
@@ -168,5 +173,4 @@ class Bert4RecHistoryScorer(nn.Module):
         self.model = model
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        return m.logits(m.encode(items, last_only=True)[:, -1])[:, : m.config.mask_index]  # [B, N + 1]
+        return self.model.score_items(items)  # [B, N + 1]

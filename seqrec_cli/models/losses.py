@@ -90,68 +90,47 @@ def linear_cross_entropy(
             scores = scores + bias
         return F.cross_entropy(scores.float(), targets, reduction="sum", label_smoothing=label_smoothing)
     block = max(16, CPU_BLOCK_ELEMENTS // max(1, weight.shape[0]))
-    if bias is None:
-        return _BlockedLinearCrossEntropy.apply(hidden, weight, targets, label_smoothing, block)
-    return _BlockedLinearCrossEntropyBias.apply(hidden, weight, bias, targets, label_smoothing, block)
-
-
-def _blocked_ce(hidden, weight, bias, targets, label_smoothing, block, need_grad):
-    """(loss sum, grad hidden, grad weight, grad bias) of ``linear_cross_entropy``; the gradients
-    are None unless ``need_grad``."""
-    m, n = hidden.shape[0], weight.shape[0]
-    eps = float(label_smoothing)
-    total = torch.zeros((), dtype=torch.float32)
-    grad_h = torch.empty_like(hidden) if need_grad else None
-    grad_w = torch.zeros_like(weight) if need_grad else None
-    grad_b = torch.zeros(n, dtype=torch.float32) if need_grad and bias is not None else None
-    w_t = weight.T
-    for start in range(0, m, block):
-        h = hidden[start : start + block]  # [b, H]
-        y = targets[start : start + block].view(-1, 1)  # [b, 1]
-        z = torch.mm(h, w_t) if bias is None else torch.addmm(bias, h, w_t)  # [b, N]
-        z.sub_(z.amax(1, keepdim=True))  # shifted scores: the loss and the softmax are shift-free
-        e = torch.exp(z)
-        s = e.sum(1, keepdim=True)  # [b, 1]
-        loss = s.log() - (1.0 - eps) * z.gather(1, y)  # log-sum-exp minus the target's (weighted) score
-        if eps:
-            loss = loss - eps * z.mean(1, keepdim=True)
-        total += loss.sum()
-        if need_grad:
-            g = e.div_(s)  # softmax
-            if eps:
-                g.sub_(eps / n)
-            g.scatter_add_(1, y, torch.full(y.shape, eps - 1.0))  # softmax - target distribution
-            torch.mm(g, weight, out=grad_h[start : start + block])
-            grad_w.addmm_(g.T, h)
-            if grad_b is not None:
-                grad_b += g.sum(0)
-    return total, grad_h, grad_w, grad_b
+    return _BlockedLinearCrossEntropy.apply(hidden, weight, bias, targets, label_smoothing, block)
 
 
 class _BlockedLinearCrossEntropy(torch.autograd.Function):
-    # the gradients are computed in the forward pass (the loss is a scalar, so backward only scales them)
-    @staticmethod
-    def forward(ctx, hidden, weight, targets, label_smoothing, block):
-        need = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        total, grad_h, grad_w, _ = _blocked_ce(hidden, weight, None, targets, label_smoothing, block, need)
-        ctx.save_for_backward(grad_h, grad_w)
-        return total
+    """``linear_cross_entropy`` on a CPU. The loss is a scalar, so the gradients are taken in the
+    forward pass, block by block, and backward only scales them by the upstream gradient."""
 
-    @staticmethod
-    def backward(ctx, grad):
-        grad_h, grad_w = ctx.saved_tensors
-        return grad_h * grad, grad_w * grad, None, None, None
-
-
-class _BlockedLinearCrossEntropyBias(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, label_smoothing, block):
-        need = any(ctx.needs_input_grad[:3])
-        total, grad_h, grad_w, grad_b = _blocked_ce(hidden, weight, bias, targets, label_smoothing, block, need)
+        need_grad = any(ctx.needs_input_grad[:3])
+        m, n = hidden.shape[0], weight.shape[0]
+        eps = float(label_smoothing)
+        total = torch.zeros((), dtype=torch.float32)
+        grad_h = torch.empty_like(hidden) if need_grad else None
+        grad_w = torch.zeros_like(weight) if need_grad else None
+        grad_b = torch.zeros(n, dtype=torch.float32) if need_grad and bias is not None else None
+        w_t = weight.T
+        for start in range(0, m, block):
+            h = hidden[start : start + block]  # [b, H]
+            y = targets[start : start + block].view(-1, 1)  # [b, 1]
+            z = torch.mm(h, w_t) if bias is None else torch.addmm(bias, h, w_t)  # [b, N]
+            z.sub_(z.amax(1, keepdim=True))  # shifted scores: the loss and the softmax are shift-free
+            e = torch.exp(z)
+            s = e.sum(1, keepdim=True)  # [b, 1]
+            loss = s.log() - (1.0 - eps) * z.gather(1, y)  # log-sum-exp minus the target's (weighted) score
+            if eps:
+                loss = loss - eps * z.mean(1, keepdim=True)
+            total += loss.sum()
+            if need_grad:
+                g = e.div_(s)  # softmax
+                if eps:
+                    g.sub_(eps / n)
+                g.scatter_add_(1, y, torch.full(y.shape, eps - 1.0))  # softmax - target distribution
+                torch.mm(g, weight, out=grad_h[start : start + block])
+                grad_w.addmm_(g.T, h)
+                if grad_b is not None:
+                    grad_b += g.sum(0)
         ctx.save_for_backward(grad_h, grad_w, grad_b)
         return total
 
     @staticmethod
     def backward(ctx, grad):
-        grad_h, grad_w, grad_b = ctx.saved_tensors
-        return grad_h * grad, grad_w * grad, grad_b * grad, None, None, None
+        grads = [None if g is None else g * grad for g in ctx.saved_tensors]
+        return *grads, None, None, None
