@@ -50,16 +50,19 @@ def hp(
     flag: str | None = None,
     arch: bool = True,
     panel: str | None = None,
+    legacy: Any = None,
 ) -> Any:
     """Declare a hyperparameter field.
 
     default: the default value; help: one line, with the unit or the reason for the default;
     min/max: the allowed range (inclusive, or exclusive with ``min_open``/``max_open``);
     flag: the option name when it differs from ``--field-name``; arch: for model configs, whether
-    the field belongs to the architecture (fixed by ``--init-from``) or to the loss.
+    the field belongs to the architecture (fixed by ``--init-from``) or to the loss; legacy: for a
+    field added after checkpoints were written, the value those checkpoints (whose config lacks the
+    key) were trained with, which :func:`from_json` fills in (None: the key is required).
     """
     meta = {"help": help, "min": min, "max": max, "min_open": min_open, "max_open": max_open, "flag": flag}
-    meta.update({"arch": arch, "panel": panel})
+    meta.update({"arch": arch, "panel": panel, "legacy": legacy})
     return field(default=default, metadata=meta)
 
 
@@ -79,6 +82,7 @@ class Param:
     flag: str = ""  # --option-name
     arch: bool = True
     panel: str | None = None
+    legacy: Any = None  # the value of a checkpoint written before the field existed (None: required)
 
     @property
     def key(self) -> str:
@@ -140,7 +144,7 @@ def params_of(cls: type) -> list[Param]:
         out.append(
             Param(
                 f.name, kind, f.default, m["help"], choices, m["min"], m["max"], m["min_open"], m["max_open"],
-                m["flag"] or "--" + f.name.replace("_", "-"), m["arch"], m["panel"],
+                m["flag"] or "--" + f.name.replace("_", "-"), m["arch"], m["panel"], m.get("legacy"),
             )  # fmt: skip
         )
     return out
@@ -199,7 +203,8 @@ def check_config(cfg: Any, where: str = "config") -> None:
 def from_json(cls: type, body: Any, source: Path | str, extra: Mapping[str, Any] | None = None, *, partial=False) -> Any:
     """A config instance from a JSON object (e.g. a checkpoint's ``model_config``).
 
-    Every declared field must be present (unless ``partial``: then defaults fill in), of its
+    Every declared field must be present (unless ``partial``: then defaults fill in; a field
+    declared with ``legacy`` may be absent: a checkpoint from before it existed gets that value), of its
     type and in range; unknown keys are refused. ``extra`` supplies undeclared fields such as
     ``n_items`` (which must then be in ``body`` too, and is checked to be an integer >= 1).
     Errors name the file and the key.
@@ -226,6 +231,8 @@ def from_json(cls: type, body: Any, source: Path | str, extra: Mapping[str, Any]
                 values[name] = check_value(p, body[name], name)
             except SeqrecError as exc:
                 raise BadInputError(source, str(exc)) from None
+        elif p.legacy is not None and not partial:
+            values[name] = p.legacy
         elif not partial:
             raise BadInputError(source, f"missing key: {name}")
     return cls(**values)

@@ -41,9 +41,13 @@ def tiny(n_items=30, max_len=12, seed=0, **kw) -> SASRec:
 
 
 # ---------------------------------------------------------------------------------------------- the model
-def test_changing_a_later_item_never_changes_an_earlier_position():
+BLOCKS = pytest.mark.parametrize("block", ["pre-ln", "original"])
+
+
+@BLOCKS
+def test_changing_a_later_item_never_changes_an_earlier_position(block):
     """The causal mask: position t sees items 0..t only."""
-    model = tiny()
+    model = tiny(block=block)
     seq = torch.tensor([[3, 7, 1, 9, 22, 5, 14, 2]])
     base = model.encode(seq)[0]
     for t in range(seq.shape[1]):
@@ -54,8 +58,9 @@ def test_changing_a_later_item_never_changes_an_earlier_position():
         assert not torch.allclose(out[t], base[t], atol=1e-4), f"position {t} ignores its own item"
 
 
-def test_right_padding_does_not_change_the_scores():
-    model = tiny(hidden_dropout=0.3, attention_dropout=0.3)  # eval mode: no dropout
+@BLOCKS
+def test_right_padding_does_not_change_the_scores(block):
+    model = tiny(hidden_dropout=0.3, attention_dropout=0.3, block=block)  # eval mode: no dropout
     seq = [4, 9, 2, 2, 17, 30]
     ref = model.encode(torch.tensor([seq]))[0]
     for width in (7, 12):
@@ -69,8 +74,9 @@ def test_right_padding_does_not_change_the_scores():
     assert torch.allclose(scores[0, 1:], ref[-1] @ model.item_embedding.weight[1:].T, atol=1e-5)
 
 
-def test_scoring_runs_the_last_block_for_the_last_position_only_with_the_same_result():
-    model = tiny(num_layers=3)
+@BLOCKS
+def test_scoring_runs_the_last_block_for_the_last_position_only_with_the_same_result(block):
+    model = tiny(num_layers=3, block=block)
     lengths = torch.tensor([12, 1, 5, 11])
     items = torch.randint(1, 31, (4, 12), generator=torch.Generator().manual_seed(1))
     for row, n in enumerate(lengths):
@@ -84,6 +90,25 @@ def test_scoring_runs_the_last_block_for_the_last_position_only_with_the_same_re
     scores = model.score_histories(items, lengths)
     assert torch.isneginf(scores[:, 0]).all()
     assert torch.allclose(scores[:, 1:], expected[:, 1:], atol=1e-5)
+
+
+def test_original_block_by_hand():
+    """--block original: q = LN1(x), keys and values from x, x = q + Attn, y = LN2(x), y + FFN(y)
+    (Kang & McAuley's code), written out with explicit causal softmax attention."""
+    model = tiny(num_layers=1, num_heads=1, block="original")
+    blk = model.blocks[0]
+    x = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(3))
+    h = 16
+    q_in = F.layer_norm(x, (h,), blk.norm1.weight, blk.norm1.bias, eps=1e-8)
+    w, b = blk.qkv.weight, blk.qkv.bias
+    q, k, v = q_in @ w[:h].T + b[:h], x @ w[h : 2 * h].T + b[h : 2 * h], x @ w[2 * h :].T + b[2 * h :]
+    att = (q @ k.transpose(1, 2)) / math.sqrt(h)
+    att = att.masked_fill(torch.triu(torch.ones(5, 5, dtype=torch.bool), 1), float("-inf")).softmax(-1)
+    y = F.layer_norm(q_in + blk.out(att @ v), (h,), blk.norm2.weight, blk.norm2.bias, eps=1e-8)
+    expected = y + blk.ff2(F.relu(blk.ff1(y)))
+    assert torch.allclose(blk(x), expected, atol=1e-5)
+    pre = tiny(num_layers=1, num_heads=1)  # same weights (same seed), the other wiring: a different function
+    assert not torch.allclose(pre.blocks[0](x), expected, atol=1e-3)
 
 
 def test_output_embedding_is_tied_and_padding_is_zero():

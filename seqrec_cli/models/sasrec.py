@@ -2,9 +2,10 @@
 item at every position.
 
 Input = item embedding x sqrt(hidden) + learned position embedding (position 0 = the first item
-of the window), dropout; then pre-LN blocks (``x + Attention(LN(x))`` with
-``scaled_dot_product_attention(is_causal=True)``, then ``x + FFN(LN(x))``, a ReLU point-wise
-feed-forward layer); a final LayerNorm. The score of item i at a position is the dot product of
+of the window), dropout; then blocks of causal attention
+(``scaled_dot_product_attention(is_causal=True)``) and a ReLU point-wise feed-forward layer, wired
+either pre-LN (``x + Attention(LN(x))``, then ``x + FFN(LN(x))``) or as the original code
+(``--block original``: queries and residual from LN(x), keys and values from x); a final LayerNorm. The score of item i at a position is the dot product of
 the position's state with item i's embedding (tied output, §III-E). Sequences are right-padded,
 so under the causal mask a real position attends only to real positions and no padding mask is
 needed; padded positions are never asked for a prediction.
@@ -42,24 +43,41 @@ class CausalBlock(nn.Module):
         self.ff2 = nn.Linear(c.intermediate_size, c.hidden_size)
         self.drop = nn.Dropout(c.hidden_dropout)
         self.attention_dropout = c.attention_dropout
+        self.original = c.block == "original"
 
     def forward(self, x: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
         """x: [B, T, H] -> [B, T, H]; position t sees positions 0..t only. With ``last`` ([B] int64,
         one position per row) only that position's output, [B, 1, H]: its query against keys
         0..last (the other positions' outputs, which nothing after the last block reads, are not
-        computed)."""
+        computed).
+
+        ``pre-ln``: ``x + Drop(Attn(LN1(x)))``, then ``x + FFN(LN2(x))``. ``original`` (Kang &
+        McAuley's released code, §III-B/C): ``q = LN1(x)``, ``x = q + Attn(q, k=x, v=x)``, then
+        ``y = LN2(x)``, ``y + FFN(y)``."""
         b, t, h = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.num_heads, h // self.num_heads).permute(2, 0, 3, 1, 4)
+        nh, hd = self.num_heads, h // self.num_heads
+        w, bias = self.qkv.weight, self.qkv.bias  # [3H, H], [3H]
+        if self.original:
+            block_input, x = x, self.norm1(x)  # LN1(x): the queries and the residual
+            q = F.linear(x, w[:h], bias[:h])
+            k, v = F.linear(block_input, w[h:], bias[h:]).view(b, t, 2, nh, hd).permute(2, 0, 3, 1, 4)
+            q = q.view(b, t, nh, hd).transpose(1, 2)
+        else:
+            q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, nh, hd).permute(2, 0, 3, 1, 4)
         dropout = self.attention_dropout if self.training else 0.0
         if last is None:
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)  # [B, nh, T, hd]
         else:
-            q = q.gather(2, last.view(b, 1, 1, 1).expand(b, q.shape[1], 1, q.shape[3]))  # [B, nh, 1, hd]
+            q = q.gather(2, last.view(b, 1, 1, 1).expand(b, nh, 1, hd))  # [B, nh, 1, hd]
             x = x.gather(1, last.view(b, 1, 1).expand(b, 1, h))  # [B, 1, H]
             sees = torch.arange(t, device=x.device).view(1, 1, 1, t) <= last.view(b, 1, 1, 1)  # [B, 1, 1, T]
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=sees, dropout_p=dropout)  # [B, nh, 1, hd]
             t = 1
-        x = x + self.drop(self.out(a.transpose(1, 2).reshape(b, t, h)))
+        a = self.out(a.transpose(1, 2).reshape(b, t, h))
+        if self.original:
+            x = self.norm2(x + a)
+            return x + self.drop(self.ff2(self.drop(F.relu(self.ff1(x)))))
+        x = x + self.drop(a)
         return x + self.drop(self.ff2(self.drop(F.relu(self.ff1(self.norm2(x))))))
 
 

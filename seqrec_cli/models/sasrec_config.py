@@ -38,6 +38,11 @@ class SASRecConfig:
         0.0, "Dropout on the attention weights (0 lets the fused causal attention kernel run).",
         min=0.0, max=1.0, max_open=True, panel=MODEL,
     )  # fmt: skip
+    block: Literal["pre-ln", "original"] = hp(
+        "pre-ln", "Block wiring: pre-ln (x + Attention(LN(x)), then x + FFN(LN(x))) | original (Kang & McAuley's "
+        "code: queries LN(x), keys and values x, residual from LN(x); then y = LN(x), y + FFN(y)).",
+        panel=MODEL, legacy="pre-ln",
+    )  # fmt: skip
     max_len: int = hp(200, "Longest input in items (ML-1M: 200); longer histories keep their most recent items.", min=1, max=1 << 16, panel=MODEL)
     initializer_range: float = hp(
         0.02, "Std of the normal weight initialisation.", min=0.0, min_open=True, max=10.0, flag="--init-range", panel=MODEL
