@@ -245,3 +245,31 @@ def test_sasrec_beats_popularity_on_the_sample(runner, workdir):
     out = invoke(runner, "infer", "--model-dir", "m", "--start-index", 6, "--last-index", 6)
     assert out.exit_code == 0 and "HR@10:" in out.stdout and "NDCG@10:" in out.stdout
     assert math.isfinite(json.loads((workdir / "m" / "epoch_6" / "config.json").read_text())["metrics"]["train_loss"])
+
+
+def test_block_original_trains_and_a_checkpoint_from_before_the_option_loads_as_pre_ln(runner, workdir):
+    """``--block`` is an architecture choice recorded in the checkpoint; a checkpoint written before
+    the option existed (no ``block`` key) is read as the pre-LN block it was trained with, and a
+    value seqrec does not know is one error naming the file and the key."""
+    tiny_run = ["--train-dir", SAMPLE, "--epochs", 1, "--max-len", 20, "--hidden-size", 16, "--batch-size", 64]
+    assert invoke(runner, "train", "sasrec", *tiny_run, "--model-dir", "o", "--block", "original").exit_code == 0
+    assert json.loads((workdir / "o" / "epoch_1" / "config.json").read_text())["model_config"]["block"] == "original"
+    assert invoke(runner, "train", "sasrec", *tiny_run, "--model-dir", "p").exit_code == 0
+    figures = {}
+    for name in ("o", "p"):
+        assert invoke(runner, "evaluate", "--model-dir", name, "--output-json", f"{name}.json").exit_code == 0
+        figures[name] = json.loads((workdir / f"{name}.json").read_text())["metrics"]
+    assert figures["o"] != figures["p"]  # same seed, same data: the wiring is what differs
+    cfg = workdir / "p" / "epoch_1" / "config.json"
+    body = json.loads(cfg.read_text())
+    del body["model_config"]["block"]  # as written before --block existed (config.json is not checksummed)
+    cfg.write_text(json.dumps(body))
+    assert invoke(runner, "evaluate", "--model-dir", "p", "--output-json", "old.json").exit_code == 0
+    assert json.loads((workdir / "old.json").read_text())["metrics"] == figures["p"]
+    body["model_config"]["block"] = "post-ln"
+    cfg.write_text(json.dumps(body))
+    bad = invoke(runner, "evaluate", "--model-dir", "p")
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    assert "block" in bad.stderr and "one of pre-ln, original" in bad.stderr and "config.json" in bad.stderr
+    usage = invoke(runner, "train", "sasrec", *tiny_run, "--model-dir", "q", "--block", "post-ln")
+    assert usage.exit_code == 2 and "pre-ln" in usage.output

@@ -5,7 +5,9 @@ Input = item embedding x sqrt(hidden) + learned position embedding (position 0 =
 of the window), dropout; then blocks of causal attention
 (``scaled_dot_product_attention(is_causal=True)``) and a ReLU point-wise feed-forward layer, wired
 either pre-LN (``x + Attention(LN(x))``, then ``x + FFN(LN(x))``) or as the original code
-(``--block original``: queries and residual from LN(x), keys and values from x); a final LayerNorm. The score of item i at a position is the dot product of
+(``--block original``: queries and residual from LN(x), keys and values from x, and the
+query/key/value projection Xavier-initialised as torch's MultiheadAttention in the SASRec+ code);
+a final LayerNorm. The score of item i at a position is the dot product of
 the position's state with item i's embedding (tied output, §III-E). Sequences are right-padded,
 so under the causal mask a real position attends only to real positions and no padding mask is
 needed; padded positions are never asked for a prediction.
@@ -91,6 +93,9 @@ class SASRec(SequentialRecommender):
         self.blocks = nn.ModuleList(CausalBlock(c) for _ in range(c.num_layers))
         self.final_norm = nn.LayerNorm(c.hidden_size, eps=1e-8)
         self.apply(self._init)
+        if c.block == "original":  # the original code's attention (torch's MultiheadAttention) keeps its own
+            for block in self.blocks:  # initialisation of the query/key/value projection: Xavier-uniform
+                nn.init.xavier_uniform_(block.qkv.weight)
 
     def _init(self, module: nn.Module) -> None:
         std = self.config.initializer_range

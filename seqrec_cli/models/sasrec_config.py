@@ -40,7 +40,8 @@ class SASRecConfig:
     )  # fmt: skip
     block: Literal["pre-ln", "original"] = hp(
         "pre-ln", "Block wiring: pre-ln (x + Attention(LN(x)), then x + FFN(LN(x))) | original (Kang & McAuley's "
-        "code: queries LN(x), keys and values x, residual from LN(x); then y = LN(x), y + FFN(y)).",
+        "code: queries LN(x), keys and values x, residual from LN(x); then y = LN(x), y + FFN(y); the query/key/value "
+        "projection Xavier-initialised).",
         panel=MODEL, legacy="pre-ln",
     )  # fmt: skip
     max_len: int = hp(200, "Longest input in items (ML-1M: 200); longer histories keep their most recent items.", min=1, max=1 << 16, panel=MODEL)
