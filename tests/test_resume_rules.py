@@ -124,7 +124,8 @@ def test_switching_the_schedule_on_resume_is_refused(runner, workdir, data):
 # ---------------------------------------------------------------- no schedule over the epochs: extended, ending where a longer run ends
 @pytest.mark.parametrize(
     "model, extra",
-    [(GRU, []), (SAS, []), (SAS, ["--warmup-steps", "7"])],
+    [(GRU, []), (SAS, ["--schedule", "constant", "--warmup-steps", "0", "--valid-every", "1"]),
+     (SAS, ["--schedule", "constant", "--warmup-steps", "7", "--valid-every", "1"])],
     ids=["gru4rec", "sasrec-constant", "sasrec-constant-warmup"],
 )
 def test_a_run_extended_from_1_to_2_epochs_equals_a_2_epoch_run(runner, workdir, data, model, extra):

@@ -135,7 +135,7 @@ def _states(model):
 
 
 def test_full_cross_entropy_by_hand():
-    model = tiny(loss="ce")
+    model = tiny(loss="ce", label_smoothing=0.0)  # the plain cross-entropy (smoothing: tests/test_losses.py)
     with torch.no_grad():
         h, y = _states(model)
         logp = torch.log_softmax(h @ model.item_embedding.weight[1:].T, dim=-1)  # items 1..N only
@@ -194,7 +194,7 @@ def test_every_transition_is_a_target_exactly_once(tmp_path):
     rng = np.random.default_rng(0)
     lists = [rng.integers(1, 31, size=n).tolist() for n in (1, 2, 5, 12, 13, 30, 31)]
     data = _data(tmp_path, lists)
-    b = CausalWindowBatcher(data, SASRecConfig(n_items=30, max_len=6), SASRecTrainConfig(batch_size=3), torch.device("cpu"))
+    b = CausalWindowBatcher(data, SASRecConfig(n_items=30, max_len=6), SASRecTrainConfig(batch_size=3, max_windows=0), torch.device("cpu"))
     pairs = []
     for batch in b.epoch_batches():
         for inputs, targets in batch.chunks:
@@ -273,3 +273,16 @@ def test_block_original_trains_and_a_checkpoint_from_before_the_option_loads_as_
     assert "block" in bad.stderr and "one of pre-ln, original" in bad.stderr and "config.json" in bad.stderr
     usage = invoke(runner, "train", "sasrec", *tiny_run, "--model-dir", "q", "--block", "post-ln")
     assert usage.exit_code == 2 and "pre-ln" in usage.output
+
+
+def test_sasrec_plus_params(runner, workdir):
+    """The published SASRec+ setting is one flag away; every value of the file reaches the checkpoint."""
+    result = invoke(runner, "train", "sasrec", "--train-dir", SAMPLE, "--params", "sasrec_plus", "--epochs", 1, "--max-len", 20)
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((workdir / "model_output" / "epoch_1" / "config.json").read_text())
+    mc, tc = cfg["model_config"], cfg["train_config"]
+    assert mc["block"] == "original" and (mc["hidden_size"], mc["num_layers"], mc["num_heads"]) == (64, 2, 1)
+    assert mc["hidden_dropout"] == mc["attention_dropout"] == 0.1 and mc["label_smoothing"] == 0.0
+    assert (tc["batch_size"], tc["lr"], tc["schedule"], tc["warmup_steps"], tc["max_windows"]) == (128, 1e-3, "constant", 0, 1)
+    assert (tc["patience"], tc["valid_every"], tc["valid_filter_seen"]) == (10, 1, True)
+    assert tc["epochs"] == 1 and mc["max_len"] == 20  # the command line wins over the file

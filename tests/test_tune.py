@@ -26,7 +26,7 @@ from seqrec_cli.models import REGISTRY
 
 SAMPLE = REPO / "data" / "sample"
 # SASRec, small enough that an epoch on the sample takes a second or two
-TINY = ["--epochs", 2, "--hidden-size", 16, "--layers", 1, "--max-len", 10, "--batch-size", 256]
+TINY = ["--epochs", 2, "--hidden-size", 16, "--layers", 1, "--max-len", 10, "--batch-size", 256, "--valid-every", 1]
 SPACE = {
     "_about": "two dimensions, as a user would write them",
     "lr": {"low": 0.001, "high": 0.01, "log": True},
@@ -87,7 +87,7 @@ def test_three_tiny_trials_and_the_best_as_a_params_file(tuned):
     out = result.stdout
     assert "seqrec tune sasrec: 3 trials, best by ndcg@10 on the validation split of" in out
     assert "search space (" in out and "lr log-uniform [0.001, 0.01]; dropout uniform [0, 0.3] step 0.1" in out
-    assert "fixed: --hidden-size 16, --layers 1, --max-len 10, --epochs 2, --batch-size 256;" in out
+    assert "fixed: --hidden-size 16, --layers 1, --max-len 10, --valid-every 1, --epochs 2, --batch-size 256;" in out
     study = _study(folder)
     assert _states(study) == ["COMPLETE"] * 3
     for t in study.get_trials():
@@ -104,8 +104,9 @@ def test_three_tiny_trials_and_the_best_as_a_params_file(tuned):
     params = json.loads((folder / "tune" / "best_params.json").read_text())
     about = params.pop("_about")
     assert f"trial {best.number} of {folder / 'tune' / 'study.db'}" in about and f"ndcg@10 {best.value:.4f}" in about
-    assert params == {"hidden_size": 16, "layers": 1, "max_len": 10, "epochs": 2, "batch_size": 256, **best.params}
-    assert list(params)[:5] == ["hidden_size", "layers", "max_len", "epochs", "batch_size"]
+    fixed = {"hidden_size": 16, "layers": 1, "max_len": 10, "valid_every": 1, "epochs": 2, "batch_size": 256}
+    assert params == {**fixed, **best.params}
+    assert list(params)[:6] == list(fixed)
     assert f"best: trial {best.number}, ndcg@10 {best.value:.4f}" in out
     assert f"wrote {folder / 'tune' / 'best_params.json'}" in out
     assert f"next: seqrec train sasrec --train-dir {SAMPLE} --params {folder / 'tune' / 'best_params.json'}" in out
@@ -210,7 +211,7 @@ def test_a_pruned_trial_leaves_a_valid_partial_run(tmp_path, runner):
     space = tuning.load_space(tmp_path / "space.json", REGISTRY["sasrec"])
     entry = REGISTRY["sasrec"]
     values = {p.name: p.default for p in params_of(entry.config) + params_of(entry.train_config)}
-    values.update(epochs=3, hidden_size=16, num_layers=1, max_len=10, batch_size=256)
+    values.update(epochs=3, hidden_size=16, num_layers=1, max_len=10, batch_size=256, valid_every=1)
     setup = tuning.TuneSetup(
         model="sasrec", train_dir=SAMPLE, train_dir_given=SAMPLE, output_dir=data_out, values=values,
         explicit=["epochs"], space=space, space_file=tmp_path / "space.json", metric="ndcg@10", trials=2,
