@@ -22,7 +22,7 @@ seqrec train bert4rec --train-dir "$OUT/data" --model-dir "$OUT/bert4rec" --init
 seqrec infer --model-dir "$OUT/bert4rec" --start-index 28 --last-index 30
 
 step "train SASRec (causal self-attention, cross-entropy over all items at every position)"
-seqrec train sasrec --train-dir "$OUT/data" --model-dir "$OUT/sasrec" --epochs 8 --max-len 50 --batch-size 64 --lr 3e-3 --valid-every 2
+seqrec train sasrec --train-dir "$OUT/data" --model-dir "$OUT/sasrec" --epochs 8 --max-len 50 --batch-size 64 --lr 3e-3 --warmup-steps 10 --valid-every 2
 seqrec evaluate --model-dir "$OUT/sasrec" --filter-seen --cutoffs 10
 
 step "evaluate the best BERT4Rec epoch: full ranking, then the papers' sampled protocol"

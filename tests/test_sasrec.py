@@ -41,13 +41,17 @@ def tiny(n_items=30, max_len=12, seed=0, **kw) -> SASRec:
 
 
 # ---------------------------------------------------------------------------------------------- the model
-BLOCKS = pytest.mark.parametrize("block", ["pre-ln", "original"])
+BLOCKS = pytest.mark.parametrize("block", ["pre-ln", "original", "from-end"])  # from-end: pre-ln, positions from the end
+
+
+def tiny_as(block: str, **kw) -> SASRec:
+    return tiny(positions="from-end", **kw) if block == "from-end" else tiny(block=block, **kw)
 
 
 @BLOCKS
 def test_changing_a_later_item_never_changes_an_earlier_position(block):
     """The causal mask: position t sees items 0..t only."""
-    model = tiny(block=block)
+    model = tiny_as(block)
     seq = torch.tensor([[3, 7, 1, 9, 22, 5, 14, 2]])
     base = model.encode(seq)[0]
     for t in range(seq.shape[1]):
@@ -60,7 +64,7 @@ def test_changing_a_later_item_never_changes_an_earlier_position(block):
 
 @BLOCKS
 def test_right_padding_does_not_change_the_scores(block):
-    model = tiny(hidden_dropout=0.3, attention_dropout=0.3, block=block)  # eval mode: no dropout
+    model = tiny_as(block, hidden_dropout=0.3, attention_dropout=0.3)  # eval mode: no dropout
     seq = [4, 9, 2, 2, 17, 30]
     ref = model.encode(torch.tensor([seq]))[0]
     for width in (7, 12):
@@ -76,7 +80,7 @@ def test_right_padding_does_not_change_the_scores(block):
 
 @BLOCKS
 def test_scoring_runs_the_last_block_for_the_last_position_only_with_the_same_result(block):
-    model = tiny(num_layers=3, block=block)
+    model = tiny_as(block, num_layers=3)
     lengths = torch.tensor([12, 1, 5, 11])
     items = torch.randint(1, 31, (4, 12), generator=torch.Generator().manual_seed(1))
     for row, n in enumerate(lengths):
@@ -109,6 +113,23 @@ def test_original_block_by_hand():
     assert torch.allclose(blk(x), expected, atol=1e-5)
     pre = tiny(num_layers=1, num_heads=1)  # same weights (same seed), the other wiring: a different function
     assert not torch.allclose(pre.blocks[0](x), expected, atol=1e-3)
+
+
+def test_positions_from_end_give_the_most_recent_item_position_zero():
+    """--positions from-end: in a full row (max_len items) position t gets embedding max_len - 1 - t,
+    so it equals the from-start model with its position table reversed; a shorter history gets
+    0 at its last item, whatever the padding after it."""
+    end = tiny(positions="from-end", max_len=6)
+    start = tiny(max_len=6)
+    start.load_state_dict(end.state_dict())
+    with torch.no_grad():
+        start.position_embedding.weight.copy_(end.position_embedding.weight.flip(0))
+    full = torch.tensor([[4, 9, 2, 7, 1, 30]])
+    assert torch.allclose(end.encode(full), start.encode(full), atol=1e-6)
+    assert not torch.allclose(end.encode(full), tiny(max_len=6).encode(full), atol=1e-3)
+    alone = end.score_histories(torch.tensor([[4, 9, 2]]), torch.tensor([3]))
+    padded = end.score_histories(torch.tensor([[4, 9, 2, 0, 0, 0]]), torch.tensor([3]))
+    assert torch.allclose(alone, padded, atol=1e-5)
 
 
 def test_output_embedding_is_tied_and_padding_is_zero():

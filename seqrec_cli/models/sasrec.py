@@ -2,7 +2,7 @@
 item at every position.
 
 Input = item embedding x sqrt(hidden) + learned position embedding (position 0 = the first item
-of the window), dropout; then blocks of causal attention
+of the window, or with ``--positions from-end`` the most recent item), dropout; then blocks of causal attention
 (``scaled_dot_product_attention(is_causal=True)``) and a ReLU point-wise feed-forward layer, wired
 either pre-LN (``x + Attention(LN(x))``, then ``x + FFN(LN(x))``) or as the original code
 (``--block original``: queries and residual from LN(x), keys and values from x, and the
@@ -115,7 +115,9 @@ class SASRec(SequentialRecommender):
         ([B] int64) the state at position ``last`` of each row only, [B, 1, H] (the last block runs
         for that position alone: scoring reads nothing else, and skips about half the work)."""
         t = items.shape[1]
-        positions = torch.arange(t, device=items.device)
+        positions = torch.arange(t, device=items.device)  # [T]
+        if self.config.positions == "from-end":  # [B, T]: real items are a prefix of each row (right padding)
+            positions = ((items > 0).sum(1, keepdim=True) - 1 - positions).clamp_(min=0)
         x = self.item_embedding(items) * math.sqrt(self.config.hidden_size) + self.position_embedding(positions)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):

@@ -44,6 +44,11 @@ class SASRecConfig:
         "projection Xavier-initialised).",
         panel=MODEL, legacy="pre-ln",
     )  # fmt: skip
+    positions: Literal["from-start", "from-end"] = hp(
+        "from-start", "Learned positions counted from-start (the window's first item is 0, right padding) | from-end "
+        "(the most recent item is 0, as the original's left padding gives: the scored position always has the same one).",
+        panel=MODEL, legacy="from-start",
+    )  # fmt: skip
     max_len: int = hp(200, "Longest input in items (ML-1M: 200); longer histories keep their most recent items.", min=1, max=1 << 16, panel=MODEL)
     initializer_range: float = hp(
         0.02, "Std of the normal weight initialisation.", min=0.0, min_open=True, max=10.0, flag="--init-range", panel=MODEL
