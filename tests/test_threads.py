@@ -56,3 +56,29 @@ def test_the_wait_policy_leaves_a_users_setting_alone(env, expected):
     assert out.returncode == 0, out.stderr
     spin, policy = (None if v == "None" else v for v in out.stdout.split())
     assert (spin, policy) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [([], {}, 1), (["--threads", "2"], {}, 2), ([], {"SEQREC_THREADS": "2"}, 2)],
+    ids=["gru4rec-default", "option", "env"],
+)
+def test_gru4rec_trains_on_one_thread_unless_told_otherwise(tmp_path, args, env, expected):
+    """GRU4Rec's batch-32 steps run fastest on one thread (docs/benchmarks.md): its train command
+    defaults to 1; --threads and SEQREC_THREADS still decide."""
+    code = (
+        "import sys, torch\n"
+        "from seqrec_cli.cli import main\n"
+        "sys.argv = ['seqrec', 'train', 'gru4rec', '--train-dir', sys.argv[1], '--model-dir', 'm', '--epochs', '1',"
+        " '--hidden-size', '8', '--n-sample', '8', *sys.argv[2:]]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(torch.get_num_threads())\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("SEQREC_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "data" / "sample"), *args],
+        capture_output=True, text=True, env={**clean, **env}, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) == expected
+    assert (tmp_path / "m" / "epoch_1").is_dir()

@@ -101,14 +101,18 @@ CheckpointPath = Annotated[
 ]
 
 
-Threads = Annotated[
-    Optional[int],
-    typer.Option(
-        "--threads", min=1, envvar="SEQREC_THREADS", help="CPU threads torch may use in each process.",
-        show_default="the available cores, divided among the processes on this machine (--num-devices, torchrun)",
-        rich_help_panel=RUN,
-    ),
-]  # fmt: skip
+def threads_option(default_text: str) -> Any:
+    """The --threads option with ``default_text`` as its shown default."""
+    return Annotated[
+        Optional[int],
+        typer.Option(
+            "--threads", min=1, envvar="SEQREC_THREADS", help="CPU threads torch may use in each process.",
+            show_default=default_text, rich_help_panel=RUN,
+        ),
+    ]  # fmt: skip
+
+
+Threads = threads_option("the available cores, divided among the processes on this machine (--num-devices, torchrun)")
 
 
 def parse_cutoffs(text: str) -> tuple[int, ...]:

@@ -27,7 +27,6 @@ from .options import (
     EvalBatchSize,
     LogEvery,
     NumDevices,
-    Threads,
     Overwrite,
     Resume,
     Threads,
@@ -36,6 +35,7 @@ from .options import (
     explicit,
     read_params,
     shipped_params,
+    threads_option,
 )
 
 train_app = typer.Typer(
@@ -136,6 +136,13 @@ def _run_parameters(entry: ModelEntry, model_dir: Path) -> list[inspect.Paramete
         ("log_every", LogEvery, 200),
         ("eval_batch_size", EvalBatchSize, EVAL_BATCH_SIZE),
     ]
+    if "threads" in entry.run_defaults:  # a model whose steps gain nothing from more threads says so in --help
+        n = entry.run_defaults["threads"]
+        opts = [
+            (name, threads_option(f"{n} for {entry.title}: its steps are too small to split; more for large batches")
+             if name == "threads" else ann, default)
+            for name, ann, default in opts
+        ]  # fmt: skip
     return [
         inspect.Parameter(name, kw, default=entry.run_defaults.get(name, default), annotation=ann)
         for name, ann, default in opts

@@ -105,5 +105,8 @@ ENTRY = ModelEntry(
     valid_metric="recall@20",
     default_data=formats.RSC15,
     lowercase_labels=True,
-    run_defaults={"log_every": 1000, "eval_batch_size": 512},
+    # one thread: at batch 32 every operation is too small to split, and a second thread only adds
+    # the hand-over (2 threads were 2.03x slower on a 2-core AMD VM, 1.18x on an Intel one:
+    # docs/benchmarks.md, "GRU4Rec against the official GRU4Rec"); --threads N for large batches or --loss ce
+    run_defaults={"log_every": 1000, "eval_batch_size": 512, "threads": 1},
 )
