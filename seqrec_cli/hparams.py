@@ -231,10 +231,10 @@ def from_json(cls: type, body: Any, source: Path | str, extra: Mapping[str, Any]
                 values[name] = check_value(p, body[name], name)
             except SeqrecError as exc:
                 raise BadInputError(source, str(exc)) from None
-        elif p.legacy is not None and not partial:
-            values[name] = p.legacy
         elif not partial:
-            raise BadInputError(source, f"missing key: {name}")
+            if p.legacy is None:
+                raise BadInputError(source, f"missing key: {name}")
+            values[name] = p.legacy  # a checkpoint from before the field existed
     return cls(**values)
 
 

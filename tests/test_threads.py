@@ -21,26 +21,32 @@ def test_default_divides_the_available_cores():
     assert threads.default_threads(10 * cores) == 1  # never 0
 
 
+def _threads_after(command: list[str], env: dict[str, str], cwd) -> tuple[int, str]:
+    """Run ``seqrec <command>`` in a fresh interpreter (with no SEQREC_THREADS or OMP_WAIT_POLICY of
+    ours, plus ``env``) and read back torch's thread count and the wait policy it ran with."""
+    code = (
+        "import os, sys, torch\n"
+        "from seqrec_cli.cli import main\n"
+        "sys.argv = ['seqrec', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(torch.get_num_threads(), os.environ.get('OMP_WAIT_POLICY'))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("SEQREC_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *command], capture_output=True, text=True, env={**clean, **env}, cwd=cwd, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    n, policy = out.stdout.split()[-2:]
+    return int(n), policy
+
+
 @pytest.mark.parametrize(("args", "env", "expected"), [(["--threads", "1"], {}, 1), ([], {"SEQREC_THREADS": "1"}, 1), ([], {}, None)])
 def test_a_command_sets_torchs_threads(tmp_path, args, env, expected):
     """Run a real evaluate (the popularity baseline needs no model) and read back the thread count
     torch was given, and the wait policy the process ran with."""
-    code = (
-        "import sys, torch\n"
-        "from seqrec_cli.cli import main\n"
-        "sys.argv = ['seqrec', 'evaluate', '--baseline', 'popularity', '--test-dir', sys.argv[1],"
-        " '--output-json', sys.argv[2], *sys.argv[3:]]\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "import os; print(torch.get_num_threads(), os.environ.get('OMP_WAIT_POLICY'))\n"
-    )
-    clean = {k: v for k, v in os.environ.items() if k not in ("SEQREC_THREADS", "OMP_WAIT_POLICY")}
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(REPO / "data" / "sample"), str(tmp_path / "p.json"), *args],
-        capture_output=True, text=True, env={**clean, **env}, cwd=tmp_path, timeout=120,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    n, policy = out.stdout.split()[-2:]
-    assert int(n) == (expected or threads.available_cores())
+    command = ["evaluate", "--baseline", "popularity", "--test-dir", str(REPO / "data" / "sample"), "--output-json", "p.json"]
+    n, policy = _threads_after([*command, *args], env, tmp_path)
+    assert n == (expected or threads.available_cores())
     assert policy == "PASSIVE"
 
 
@@ -66,19 +72,7 @@ def test_the_wait_policy_leaves_a_users_setting_alone(env, expected):
 def test_gru4rec_trains_on_one_thread_unless_told_otherwise(tmp_path, args, env, expected):
     """GRU4Rec's batch-32 steps run fastest on one thread (docs/benchmarks.md): its train command
     defaults to 1; --threads and SEQREC_THREADS still decide."""
-    code = (
-        "import sys, torch\n"
-        "from seqrec_cli.cli import main\n"
-        "sys.argv = ['seqrec', 'train', 'gru4rec', '--train-dir', sys.argv[1], '--model-dir', 'm', '--epochs', '1',"
-        " '--hidden-size', '8', '--n-sample', '8', *sys.argv[2:]]\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "print(torch.get_num_threads())\n"
-    )
-    clean = {k: v for k, v in os.environ.items() if k not in ("SEQREC_THREADS", "OMP_WAIT_POLICY")}
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(REPO / "data" / "sample"), *args],
-        capture_output=True, text=True, env={**clean, **env}, cwd=tmp_path, timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert int(out.stdout.split()[-1]) == expected
+    command = ["train", "gru4rec", "--train-dir", str(REPO / "data" / "sample"), "--model-dir", "m", "--epochs", "1",
+               "--hidden-size", "8", "--n-sample", "8"]  # fmt: skip
+    assert _threads_after([*command, *args], env, tmp_path)[0] == expected
     assert (tmp_path / "m" / "epoch_1").is_dir()
