@@ -39,7 +39,9 @@ class SeqrecGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            distributed.leave_together()
+            return result
         except (SeqrecError, OSError) as exc:
             msg = str(exc) if isinstance(exc, SeqrecError) else _os_error_text(exc)
             if distributed.under_torchrun():  # a worker: tell the launcher; it prints the run's one line

@@ -196,6 +196,20 @@ def _join(num_devices: int | None, use_cuda: bool, threads: int | None) -> Conte
     return Context(rank, world, local_rank, local_world, backend, device, n_threads)
 
 
+def leave_together() -> None:
+    """After a command succeeded in every worker: wait for all of them, then close the process
+    group, so no worker tears down its connections while a peer still uses them (gloo aborted a
+    worker with "terminate called without an active exception" when one left first). A failing
+    worker does not wait here: it leaves through the launcher's stop."""
+    if not _ctx.distributed:  # one process (and no torch import for the commands that need none)
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _leave() -> None:
     import torch.distributed as dist
 
