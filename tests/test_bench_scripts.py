@@ -17,6 +17,8 @@ SCRIPTS = [
     "bench_threads.py",
     "bench_bert4rec_recipe.py",
     "bench_precision.py",
+    "bench_gru4rec_fast.py",
+    "bench_pretrain.py",
 ]
 SAMPLE = str(REPO / "data" / "sample")
 
@@ -59,6 +61,9 @@ def test_help(name):
         ("bench_bert4rec_recipe.py", ["--ratings", "/nonexistent/ratings.dat"], "/nonexistent/ratings.dat"),
         ("bench_gru4rec_official.py", ["--train", SAMPLE + "/train.txt", "--test", SAMPLE + "/test.txt", "--official", "/nonexistent"], "/nonexistent/run.py"),
         ("bench_threads.py", ["--work", str(REPO / "bench_tmp")], "inside the repository"),
+        ("bench_gru4rec_fast.py", ["--yoochoose-dir", "/nonexistent"], "/nonexistent/manifest.json"),
+        ("bench_pretrain.py", ["--ml1m-dir", SAMPLE, "--pretrain-epochs", "0,ten"], "--pretrain-epochs"),
+        ("bench_pretrain.py", ["--ml1m-dir", "/nonexistent"], "/nonexistent/manifest.json"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_error_line(name, args, says, tmp_path):
@@ -128,6 +133,33 @@ def test_precision_on_the_sample(tmp_path):
     fields = summary_of(out)
     assert fields["avx512_bf16"] in ("yes", "no") and float(fields["sasrec_bf16_over_fp32"]) > 0
     assert re.fullmatch(r"[\d.]+", fields["sasrec_fp32_steps_per_s"])
+
+
+@pytest.mark.slow
+def test_gru4rec_fast_on_the_sample(tmp_path):
+    out = run_script(
+        "bench_gru4rec_fast.py", "--yoochoose-dir", SAMPLE, "--rounds", "1", "--work", str(tmp_path),
+        "--extra", "--epochs 2 --n-sample 64 --threads 1",
+    )  # fmt: skip
+    fields = summary_of(out)
+    for name in ("gru4rec_rsc15_fast", "gru4rec_rsc15_xe_shared_100_best"):
+        assert fields[f"{name}_epochs"] == "2" and 0 < float(fields[f"{name}_recall@20"]) <= 1
+        assert float(fields[f"{name}_wall_s"]) >= float(fields[f"{name}_train_s"]) > 0
+        assert fields[f"{name}_met"] in ("yes", "no")
+
+
+@pytest.mark.slow
+def test_pretrain_table_on_the_sample(tmp_path):
+    out = run_script(
+        "bench_pretrain.py", "--ml1m-dir", SAMPLE, "--pretrain-epochs", "0,2", "--finetune-epochs", "2",
+        "--extra", "--max-len 20 --threads 1", "--work", str(tmp_path),
+    )  # fmt: skip
+    fields = summary_of(out)
+    assert fields["p0_best_epoch"] == fields["p2_best_epoch"] == "2"
+    assert 0 < float(fields["p2_ndcg@10"]) <= float(fields["p2_hr@10"]) <= 1
+    assert fields["best_pretrain_epochs"] in ("0", "2")
+    assert (tmp_path / "pretrain_output" / "epoch_2").is_dir() and not (tmp_path / "pretrain_output" / "epoch_3").exists()
+    assert "| pretrain epochs |" in out.stderr
 
 
 def test_loss_side_by_side_at_a_tiny_size():

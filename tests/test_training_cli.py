@@ -387,6 +387,23 @@ def test_shipped_params_with_explicit_overrides(runner, workdir):
     assert sorted(p.name for p in (workdir / "model_output").glob("epoch_*")) == ["epoch_1"]
 
 
+def test_gru4rec_rsc15_fast_params(runner, workdir):
+    """The 'recall@20 0.71 in minutes' setting: the best published one with batch 256, lr 0.1, 4 epochs;
+    every other value is the published file's."""
+    result = invoke(runner, "train", "gru4rec", "--train-dir", SAMPLE, "--params", "gru4rec_rsc15_fast", "--epochs", 1)
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((workdir / "model_output" / "epoch_1" / "config.json").read_text())
+    mc, tc = cfg["model_config"], cfg["train_config"]
+    assert (tc["batch_size"], tc["lr"], tc["momentum"], tc["n_sample"], tc["sample_alpha"]) == (256, 0.1, 0.2, 2048, 0.5)
+    assert mc["loss"] == "sampled-ce" and mc["logq"] == 1.0 and mc["shared_embedding"] is True
+    assert (mc["hidden_size"], mc["dropout_hidden"], mc["bpreg"]) == (100, 0.4, 0.0)
+    assert tc["epochs"] == 1  # the command line wins over the file's 4
+    shipped = json.loads((REPO / "seqrec_cli" / "params" / "gru4rec_rsc15_fast.json").read_text())
+    best = json.loads((REPO / "seqrec_cli" / "params" / "gru4rec_rsc15_xe_shared_100_best.json").read_text())
+    differ = {k for k in best if k != "_about" and shipped[k] != best[k]}
+    assert differ == {"batch_size", "lr", "epochs"} and shipped["epochs"] == 4
+
+
 def test_bert4rec_paper_params(runner, workdir):
     """The paper's ML-1M setting is one flag away; every value of the file reaches the checkpoint."""
     result = invoke(
