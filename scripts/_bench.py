@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -219,6 +220,13 @@ def md5(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def epoch_records(model_dir: Path) -> list[dict]:
+    """The per-epoch records of a run's ``metrics.jsonl`` (``"event": "epoch"``: epoch, steps,
+    seconds of the training loop, the validation figures when it validated), in order."""
+    lines = (model_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in (json.loads(line) for line in lines if line.strip()) if r.get("event") == "epoch"]
 
 
 def need_file(path: Path, what: str) -> Path:

@@ -80,8 +80,7 @@ def main(argv=None) -> int:
     figures = json.loads(out_json.read_text())
     hr, ndcg = figures["metrics"]["hr@10"], figures["metrics"]["ndcg@10"]
     wall = train.wall + ev.wall
-    epochs = [json.loads(line) for line in (work / "model_output" / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    epoch_s = [r["seconds"] for r in epochs if r.get("event") == "epoch"]
+    epoch_s = [r["seconds"] for r in b.epoch_records(work / "model_output")]
     b.log(f"evaluate: {ev.wall:.1f}s; {len(epoch_s)} epochs of {b.spread(epoch_s)}s; test [{figures['protocol']}] HR@10 {hr:.4f}, NDCG@10 {ndcg:.4f}")
     met = wall <= GOAL_S and hr >= GOAL_HR and ndcg >= GOAL_NDCG
     b.summary(

@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from _bench import md5
+from _bench import epoch_records, md5
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -106,8 +106,7 @@ def one_run(model: str, data: Path, n: int, args, work: Path, tag: str) -> dict:
     rc, wall, launcher_mb = run(cmd, work, work / "runs" / f"{tag}.train")
     if rc != 0:
         raise SystemExit(f"{tag}: training failed ({rc}); see {work / 'runs' / tag}.train.err")
-    records = [json.loads(x) for x in (model_dir / "metrics.jsonl").read_text().splitlines()]
-    epochs = [r for r in records if r["event"] == "epoch"]
+    epochs = epoch_records(model_dir)
     out = work / "runs" / f"{tag}.eval.json"
     ev = [sq, "evaluate", "--model-dir", str(model_dir), "--epoch", str(args.epochs), "--output-json", str(out)]
     rc, eval_wall, _ = run(ev, work, work / "runs" / f"{tag}.eval")

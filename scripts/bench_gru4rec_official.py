@@ -170,8 +170,7 @@ def seqrec_side(args, work: Path, logs: Path, name: str, epochs: int) -> dict:
          "--epochs", str(epochs), "--threads", str(args.threads), "--log-every", "100000", *shlex.split(args.seqrec_args)],
         work, env, logs, f"{name}-train", f"seqrec train ({name})",
     )  # fmt: skip
-    records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    epoch_s = [r["seconds"] for r in records if r.get("event") == "epoch"]
+    epoch_s = [r["seconds"] for r in b.epoch_records(model_dir)]
     out_json = model_dir / "eval.json"
     ev = b.run(
         [seqrec, "evaluate", "--model-dir", model_dir, "--epoch", str(epochs), "--cutoffs", "20", "--threads", str(args.threads),

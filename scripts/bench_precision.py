@@ -96,8 +96,7 @@ def main(argv=None) -> int:
                      "--precision", p, "--threads", str(args.threads), *shlex.split(args.train_args)],
                     work, env, logs, f"{m}-{p}-r{r}", f"seqrec train {m} --precision {p}",
                 )  # fmt: skip
-                records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-                rec = next(x for x in records if x.get("event") == "epoch")
+                rec = b.epoch_records(model_dir)[0]
                 rates[(m, p)].append(rec["steps"] / rec["seconds"])
                 b.log(f"round {r}, {m} {p}: {rec['steps']} steps in {rec['seconds']:.1f}s = {rates[(m, p)][-1]:.2f} steps/s")
     first, second = precisions

@@ -57,11 +57,6 @@ def parse_args(argv):
     return args
 
 
-def epochs_of(model_dir: Path) -> list[dict]:
-    lines = (model_dir / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, filter(None, lines)) if r.get("event") == "epoch"]
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     data = b.need_file(args.ml1m_dir / "manifest.json", "--ml1m-dir").parent.absolute()
@@ -77,7 +72,7 @@ def main(argv=None) -> int:
     if top > 0:
         pre = step("pretrain", "pretrain", "bert4rec", "--train-dir", data, "--model-dir", "pretrain_output",
                    "--epochs", top, *shlex.split(args.pretrain_args), *extra)  # fmt: skip
-        pretrain_s = sum(r["seconds"] for r in epochs_of(work / "pretrain_output"))
+        pretrain_s = sum(r["seconds"] for r in b.epoch_records(work / "pretrain_output"))
         b.log(f"pretraining: {top} epochs, {pre.wall:.0f}s wall ({pretrain_s:.0f}s of training epochs)")
     rows = []
     for p in args.counts:
@@ -89,7 +84,7 @@ def main(argv=None) -> int:
         step(f"evaluate_{p}", "evaluate", "--model-dir", model_dir, "--test-dir", data, "--filter-seen",
              "--cutoffs", "10", "--output-json", out)  # fmt: skip
         test = json.loads(out.read_text())
-        curve = [(r["epoch"], r["valid"]["ndcg@10"]) for r in epochs_of(model_dir) if r.get("valid")]
+        curve = [(r["epoch"], r["valid"]["ndcg@10"]) for r in b.epoch_records(model_dir) if r.get("valid")]
         reached = next((e for e, v in curve if v >= args.target), None)
         share = pretrain_s * p / top if top else 0.0
         rows.append({

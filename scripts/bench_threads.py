@@ -24,7 +24,6 @@ Progress goes to stderr; stdout gets one line, SUMMARY key=value ..., with <poli
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -87,8 +86,7 @@ def main(argv=None) -> int:
         return [seqrec, *command, "--train-dir", str(args.train_dir.absolute()), "--model-dir", str(model_dir), *setups[policy][1]], model_dir
 
     def epoch_seconds(model_dir: Path) -> float:
-        lines = (model_dir / "metrics.jsonl").read_text().splitlines()
-        return sum(r["seconds"] for r in map(json.loads, lines) if r.get("event") == "epoch")
+        return sum(r["seconds"] for r in b.epoch_records(model_dir))
 
     b.log(f"{n_cores} cores; command: seqrec {' '.join(command)} --train-dir {args.train_dir}")
     for r in range(1, args.rounds + 1):
