@@ -48,6 +48,10 @@ def _run_parameters(entry: ModelEntry, model_dir: Path) -> list[inspect.Paramete
     """The options every training command has, besides the model's hyperparameters."""
     kw = inspect.Parameter.KEYWORD_ONLY
     aliases = f" (or the {'/'.join(sorted({k.split('_')[0] for k in entry.config_aliases}))}-style keys of the model's JSON configs)" if entry.config_aliases else ""
+    threads = Threads
+    if "threads" in entry.run_defaults:  # a model whose steps gain nothing from more threads says so in --help
+        n = entry.run_defaults["threads"]
+        threads = threads_option(f"{n} for {entry.title}: its steps are too small to split; more for large batches")
     opts: list[tuple[str, Any, Any]] = [
         ("ctx", typer.Context, inspect.Parameter.empty),
         (
@@ -130,19 +134,12 @@ def _run_parameters(entry: ModelEntry, model_dir: Path) -> list[inspect.Paramete
         ),  # fmt: skip
         ("use_cuda", UseCuda, False),
         ("num_devices", NumDevices, None),
-        ("threads", Threads, None),
+        ("threads", threads, None),
         ("resume", Resume, False),
         ("overwrite", Overwrite, False),
         ("log_every", LogEvery, 200),
         ("eval_batch_size", EvalBatchSize, EVAL_BATCH_SIZE),
     ]
-    if "threads" in entry.run_defaults:  # a model whose steps gain nothing from more threads says so in --help
-        n = entry.run_defaults["threads"]
-        opts = [
-            (name, threads_option(f"{n} for {entry.title}: its steps are too small to split; more for large batches")
-             if name == "threads" else ann, default)
-            for name, ann, default in opts
-        ]  # fmt: skip
     return [
         inspect.Parameter(name, kw, default=entry.run_defaults.get(name, default), annotation=ann)
         for name, ann, default in opts
