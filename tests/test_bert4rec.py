@@ -538,7 +538,7 @@ def test_pretrain_train_infer_evaluate_chain(runner, workdir, pretrained):
     cfg = json.loads((workdir / "m/epoch_2/config.json").read_text(encoding="utf-8"))
     assert cfg["model_config"] == stage["model_config"]  # the architecture came from the checkpoint
     assert cfg["model_config"]["hidden_size"] == 32 and cfg["model_config"]["max_len"] == 50
-    assert cfg["stage"] == "train" and cfg["train_config"]["objective"] == "both"
+    assert cfg["stage"] == "train" and cfg["train_config"]["objective"] == "cloze-last"  # the default
 
     # validation metrics per epoch; run.json records the best epoch
     recs = epoch_records(workdir / "m")
