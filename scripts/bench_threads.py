@@ -1,14 +1,16 @@
 #!/usr/bin/env python
-"""Two small `seqrec train` runs side by side against one alone, under two thread policies (issue 15, goal 7).
+"""Two small `seqrec train` runs side by side against one alone, under several thread policies (issue 15, goal 7).
 
 The same small training command (default: GRU4Rec, 3 epochs on the bundled sample, a few seconds
 alone) runs alone, then twice at once, under each policy, alternating policies round by round:
 
   seqrec   seqrec's thread policy: no thread variables set, so seqrec sets OMP_WAIT_POLICY=PASSIVE
-           (threads that wait sleep) and gives each process --threads (default: the available
-           cores; --threads N here passes an explicit count to both runs)
-  spin     the alternative measured against it: GOMP_SPINCOUNT=1000 (the OpenMP runtime of torch's
-           wheels, libgomp, lets a waiting thread spin 1,000 times, then sleep), same threads
+           and GOMP_SPINCOUNT=10000 (threads that wait spin briefly, then sleep; libgomp, the
+           OpenMP runtime of torch's wheels) and gives each process --threads (default: the
+           available cores; --threads N here passes an explicit count to both runs)
+  passive  the policy before it: OMP_WAIT_POLICY=PASSIVE alone (waiting threads sleep at once), same threads
+  spin     another spin count: GOMP_SPINCOUNT=--spin-count (default 1,000, measured and rejected
+           earlier), same threads
   old      the behaviour before any policy: OMP_WAIT_POLICY=ACTIVE (waiting threads spin) and every
            process on all the cores (--threads <cores>)
 
@@ -32,7 +34,7 @@ from pathlib import Path
 import _bench as b
 
 DEFAULT_COMMAND = "train gru4rec --epochs 3 --hidden-size 64 --n-sample 128 --lr 0.1"
-POLICIES = ("seqrec", "spin", "old")
+POLICIES = ("seqrec", "passive", "spin", "old")
 
 
 def parse_args(argv):
@@ -41,7 +43,8 @@ def parse_args(argv):
                     help="the seqrec training command, without --train-dir/--model-dir/--threads [%(default)s]")  # fmt: skip
     ap.add_argument("--train-dir", type=Path, default=b.SAMPLE_DIR, help="processed data folder [the bundled sample]")
     ap.add_argument("--rounds", type=b.positive, default=3, help="rounds of (single, pair) under each policy [%(default)s]")
-    ap.add_argument("--policies", default="seqrec,old", help="policies to measure, comma-separated: seqrec, spin, old [%(default)s]")
+    ap.add_argument("--spin-count", type=int, default=1000, help="GOMP_SPINCOUNT of the spin policy [%(default)s]")
+    ap.add_argument("--policies", default="seqrec,passive,old", help="policies to measure, comma-separated: seqrec, passive, spin, old [%(default)s]")
     ap.add_argument("--threads", type=b.positive, help="--threads of each run under the seqrec policy [seqrec's default]")
     ap.add_argument("--work", type=Path, default=Path("/tmp/seqrec-bench-threads"), help="scratch folder (emptied first) [%(default)s]")
     return ap.parse_args(argv)
@@ -63,6 +66,8 @@ def main(argv=None) -> int:
     if clash:
         raise b.BenchError(f"--command must not set {', '.join(clash)}: the script sets them")
     b.need_file(args.train_dir.absolute() / "manifest.json", "--train-dir: its")
+    if args.spin_count < 0:
+        raise b.BenchError(f"--spin-count {args.spin_count}: a count of spins, 0 or more")
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     if not policies or any(p not in POLICIES for p in policies) or len(set(policies)) != len(policies):
         raise b.BenchError(f"--policies {args.policies!r}: a comma-separated list of {', '.join(POLICIES)}")
@@ -72,7 +77,8 @@ def main(argv=None) -> int:
     n_cores = cores()
     setups = {
         "seqrec": (b.child_env(), ["--threads", str(args.threads)] if args.threads else []),
-        "spin": (b.child_env(GOMP_SPINCOUNT="1000"), ["--threads", str(args.threads)] if args.threads else []),
+        "passive": (b.child_env(OMP_WAIT_POLICY="PASSIVE"), ["--threads", str(args.threads)] if args.threads else []),
+        "spin": (b.child_env(GOMP_SPINCOUNT=str(args.spin_count)), ["--threads", str(args.threads)] if args.threads else []),
         "old": (b.child_env(OMP_WAIT_POLICY="ACTIVE"), ["--threads", str(n_cores)]),
     }
     walls: dict[str, dict[str, list[float]]] = {p: {"single": [], "pair": []} for p in POLICIES}

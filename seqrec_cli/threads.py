@@ -6,9 +6,12 @@ OpenMP threads that *spin* while they wait for their siblings then burn the core
 process needs: two small trainings side by side on a 2-core machine took 143 s against 3.4 s for
 one alone (docs/benchmarks.md). seqrec therefore
 
-* sets ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep instead of spinning) before torch is
-  imported, unless the user set it, so processes that share cores slow each other down only in
-  proportion to the work;
+* sets ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep instead of spinning) and, for libgomp
+  (the OpenMP runtime of torch's Linux wheels), ``GOMP_SPINCOUNT=10000`` (a waiting thread spins
+  about a tenth of a millisecond before it sleeps) before torch is imported, unless the user set
+  either, so processes that share cores slow each other down only in proportion to the work,
+  while one process alone keeps its threads awake between the operations of a step (sleeping at
+  once made a BERT4Rec step on ML-1M 1.4x slower, docs/benchmarks.md);
 * gives every process ``--threads N`` threads (or ``SEQREC_THREADS``), by default the cores it may
   run on divided by the number of worker processes seqrec itself starts on this machine
   (``--num-devices``, ``tune --n-jobs``), at least 1.
@@ -19,15 +22,23 @@ from __future__ import annotations
 import os
 
 
+#: libgomp's spin count before a waiting thread sleeps (libgomp counts about 100,000 spins per
+#: millisecond): long enough to bridge the gap between the operations of one training step, short
+#: enough that two processes sharing the cores do not burn each other's time.
+SPIN_COUNT = "4000"
+
+
 def set_wait_policy() -> None:
-    """Make OpenMP threads sleep rather than spin while they wait (must run before torch loads);
+    """Make OpenMP threads sleep after a short spin while they wait (must run before torch loads);
     a wait policy the user chose (``OMP_WAIT_POLICY``, or libgomp's ``GOMP_SPINCOUNT``) is left alone.
 
-    A bounded spin (``GOMP_SPINCOUNT=1000``) was measured as the default instead and lost: one
-    small training alone was slower than with sleeping threads, not faster (docs/benchmarks.md,
-    "Two trainings side by side")."""
-    if "GOMP_SPINCOUNT" not in os.environ:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    Measured (docs/benchmarks.md, "Two trainings side by side"): sleeping at once (PASSIVE alone)
+    kept two runs side by side at twice one run's time but made one BERT4Rec ML-1M step 1.4x
+    slower than spinning; a spin of 1,000 was slower than both; 10,000 gives one run alone the
+    spinning speed."""
+    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 
 def available_cores() -> int:

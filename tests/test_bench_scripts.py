@@ -52,6 +52,7 @@ def test_help(name):
     [
         ("bench_threads.py", ["--rounds", "0"], "--rounds"),
         ("bench_threads.py", ["--policies", "seqrec,fast"], "--policies"),
+        ("bench_threads.py", ["--spin-count", "-1"], "--spin-count"),
         ("bench_threads.py", ["--command", "evaluate"], "--command"),
         ("bench_eval.py", ["--models", "gru4rec,xlnet"], "--models"),
         ("bench_eval.py", ["--catalogue-batch-sizes", "64"], "--catalogue-batch-sizes"),

@@ -52,7 +52,7 @@ def test_a_command_sets_torchs_threads(tmp_path, args, env, expected):
 
 @pytest.mark.parametrize(
     ("env", "expected"),
-    [({}, (None, "PASSIVE")), ({"OMP_WAIT_POLICY": "ACTIVE"}, (None, "ACTIVE")), ({"GOMP_SPINCOUNT": "5"}, ("5", None))],
+    [({}, ("4000", "PASSIVE")), ({"OMP_WAIT_POLICY": "ACTIVE"}, (None, "ACTIVE")), ({"GOMP_SPINCOUNT": "5"}, ("5", None))],
     ids=["default", "user-policy", "user-spin-count"],
 )
 def test_the_wait_policy_leaves_a_users_setting_alone(env, expected):
