@@ -82,7 +82,7 @@ def parse_args(argv):
     ap.add_argument("--rounds", type=b.positive, default=2, help="timing rounds, each one epoch of A (seqrec) then B (official) [%(default)s]")
     ap.add_argument("--epochs", type=b.non_negative, default=0, help="then one N-epoch run of each for the accuracy (0 = skip; 10 for the issue) [%(default)s]")
     ap.add_argument("--omp-wait-policy", choices=("PASSIVE", "ACTIVE", "own"), default="PASSIVE",
-                    help="OMP_WAIT_POLICY of both programs; own: each its own (seqrec sets PASSIVE, the official "
+                    help="OMP_WAIT_POLICY of both programs; own: each its own (seqrec sets PASSIVE with a spin of 4,000, the official "
                          "leaves OpenMP's default, which spins) [%(default)s]")  # fmt: skip
     ap.add_argument("--seqrec-args", default="", help='extra options of seqrec train gru4rec, e.g. "--session-order file"')
     ap.add_argument("--official-args", default="", help='extra options of the official run.py, e.g. "-ss 204800" (a smaller sample store)')

@@ -33,32 +33,61 @@ class AdagradM(Optimizer):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             lr, momentum, eps = group["lr"], group["momentum"], group["eps"]
+            dense = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self._state(p, momentum)
-                grad = p.grad
-                if grad.is_sparse:
-                    grad = grad.coalesce()  # the update is non-linear: indices must be unique
-                    idx, val = grad.indices()[0], grad.values()  # [k], [k, ...]
-                    # index_select: a row gather, several times faster than advanced indexing
-                    acc = state["acc"].index_select(0, idx) + val.pow(2)
-                    state["acc"].index_copy_(0, idx, acc)
-                    update = val / (acc + eps).sqrt() * -lr
-                    if momentum > 0:
-                        update = state["mom"].index_select(0, idx).mul_(momentum).add_(update)
-                        state["mom"].index_copy_(0, idx, update)
-                    p.index_add_(0, idx, update)
+                if p.grad.is_sparse:
+                    self._sparse_step(p, self._state(p, momentum), lr, momentum, eps)
                 else:
-                    state["acc"].add_(grad.pow(2))
-                    denom = (state["acc"] + eps).sqrt_()
-                    if momentum > 0:
-                        mom = state["mom"]
-                        mom.mul_(momentum).addcdiv_(grad, denom, value=-lr)
-                        p.add_(mom)
-                    else:
-                        p.addcdiv_(grad, denom, value=-lr)
+                    dense.append(p)
+            if dense:
+                self._dense_step(dense, lr, momentum, eps)
         return loss
+
+    def _sparse_step(self, p: torch.Tensor, state: dict, lr: float, momentum: float, eps: float) -> None:
+        """The rows of one sparse gradient: acc += g^2; u = -lr g / sqrt(acc + eps); with momentum
+        m = momentum m + u, p += m; else p += u (the untouched rows keep their state)."""
+        idx, val = _unique_rows(p.grad)  # [k], [k, ...]
+        # index_add_ / index_select / index_copy_: row scatters and gathers, several times faster than
+        # advanced indexing; adding g^2 in place (rows are unique) is cheaper than gather, add, copy back
+        state["acc"].index_add_(0, idx, val.pow(2))
+        denom = state["acc"].index_select(0, idx).add_(eps).sqrt_()
+        update = torch.div(val, denom, out=denom).mul_(-lr)
+        if momentum > 0:
+            update = state["mom"].index_select(0, idx).mul_(momentum).add_(update)
+            state["mom"].index_copy_(0, idx, update)
+        p.index_add_(0, idx, update)
+
+    def _dense_step(self, params: list[torch.Tensor], lr: float, momentum: float, eps: float) -> None:
+        """The same update for dense parameters, all at once (torch's _foreach kernels: one call per
+        operation for every parameter, instead of one per parameter)."""
+        states = [self._state(p, momentum) for p in params]
+        grads = [p.grad for p in params]
+        accs = [st["acc"] for st in states]
+        torch._foreach_add_(accs, torch._foreach_pow(grads, 2))
+        denoms = torch._foreach_add(accs, eps)
+        torch._foreach_sqrt_(denoms)
+        if momentum > 0:
+            moms = [st["mom"] for st in states]
+            torch._foreach_mul_(moms, momentum)
+            torch._foreach_addcdiv_(moms, grads, denoms, value=-lr)
+            torch._foreach_add_(params, moms)
+        else:
+            torch._foreach_addcdiv_(params, grads, denoms, value=-lr)
+
+
+def _unique_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row indices [k], values [k, ...]) of a sparse gradient with each row once. The update is
+    non-linear, so repeated rows must be summed first (``coalesce``, a sort). GRU4Rec's gradients
+    already hold sorted unique rows, but autograd hands them over without the coalesced flag; a
+    strictly increasing index is checked instead (one comparison per row) and needs no sort."""
+    if not grad.is_coalesced():
+        idx = grad._indices()[0]
+        if len(idx) < 2 or bool((idx[1:] > idx[:-1]).all()):
+            return idx, grad._values()
+        grad = grad.coalesce()
+    return grad.indices()[0], grad.values()
 
 
 class OptimizerGroup:

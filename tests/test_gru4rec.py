@@ -187,6 +187,30 @@ def test_adagradm_sparse_rows_by_hand():
     assert state["acc"][0].tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize(
+    ("rows", "values"),
+    [([1, 3], [[2.0, -1.0], [0.5, 0.5]]), ([3, 1], [[0.5, 0.5], [2.0, -1.0]]),
+     ([1, 3, 1], [[1.0, -2.0], [0.5, 0.5], [1.0, 1.0]])],
+    ids=["sorted-unique-unflagged", "unsorted", "repeated"],
+)  # fmt: skip
+def test_adagradm_sparse_gradient_layouts(rows, values):
+    """A sparse gradient reaches the update as one value per row however its rows are laid out:
+    sorted unique rows without the coalesced flag (how autograd hands GRU4Rec's over; no sort
+    needed), unsorted rows, repeated rows (summed)."""
+    lr, eps = 0.3, 1e-6
+    p = torch.nn.Parameter(torch.arange(10, dtype=torch.float64).view(5, 2))
+    opt = AdagradM([p], lr=lr, momentum=0.4, eps=eps)
+    grad = torch.sparse_coo_tensor(torch.tensor([rows]), torch.tensor(values, dtype=torch.float64), (5, 2), check_invariants=True)
+    assert not grad.is_coalesced()
+    p.grad = grad
+    opt.step()
+    want = torch.arange(10, dtype=torch.float64).view(5, 2)
+    for r, g in {1: [2.0, -1.0], 3: [0.5, 0.5]}.items():
+        want[r] -= torch.tensor([lr * x / math.sqrt(x * x + eps) for x in g], dtype=torch.float64)
+    assert torch.allclose(p.detach(), want, rtol=0, atol=1e-12)
+    assert opt.state[p]["acc"][1].tolist() == [4.0, 1.0] and opt.state[p]["acc"][3].tolist() == [0.25, 0.25]
+
+
 def test_adagradm_rejects_bad_settings():
     p = torch.nn.Parameter(torch.zeros(1))
     with pytest.raises(ValueError):
