@@ -108,7 +108,7 @@ def test_bert_json_config_loads(runner, workdir, extra):
     assert cfg == {
         "n_items": SAMPLE_ITEMS, "hidden_size": 16, "num_layers": 2, "num_heads": 2, "intermediate_size": 32,
         "hidden_act": "gelu", "hidden_dropout": 0.2, "attention_dropout": 0.3, "max_len": 20,
-        "initializer_range": 0.02, "label_smoothing": 0.0,
+        "initializer_range": 0.02, "label_smoothing": 0.1,  # not in a BERT file: the default
     }  # fmt: skip
     weights = torch.load(workdir / "m/epoch_1/model.pt", weights_only=True)
     assert weights["item_embedding.weight"].shape == (SAMPLE_ITEMS + 2, 16)
@@ -452,7 +452,7 @@ def test_cli_config_file_and_command_line_overrides(runner, workdir, synthetic):
     cfg = json.loads((workdir / "m/epoch_1/config.json").read_text(encoding="utf-8"))["model_config"]
     assert cfg == {
         "n_items": N_SYN, "hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "hidden_act": "gelu",
-        "hidden_dropout": 0.2, "attention_dropout": 0.2, "max_len": 24, "initializer_range": 0.02, "label_smoothing": 0.0,
+        "hidden_dropout": 0.2, "attention_dropout": 0.2, "max_len": 24, "initializer_range": 0.02, "label_smoothing": 0.1,
     }  # fmt: skip
     # a checkpoint of another vocabulary cannot initialise a model for the sample
     result = invoke(runner, "train", "bert4rec", "--train-dir", SAMPLE, "--epochs", 1, "--init-from", "m/epoch_1", "--model-dir", "x")
@@ -533,7 +533,7 @@ def test_pretrain_train_infer_evaluate_chain(runner, workdir, pretrained):
     assert stage["stage"] == "pretrain" and stage["train_config"]["objective"] == "cloze"
 
     result = ok(invoke(runner, "train", "bert4rec", "--train-dir", SAMPLE, "--epochs", 2, "--init-from", pretrained / "epoch_1",
-                       "--model-dir", "m"))  # fmt: skip
+                       "--model-dir", "m", "--valid-every", 1))  # fmt: skip
     assert "initialised from" in result.stderr
     cfg = json.loads((workdir / "m/epoch_2/config.json").read_text(encoding="utf-8"))
     assert cfg["model_config"] == stage["model_config"]  # the architecture came from the checkpoint

@@ -46,8 +46,8 @@ GRU = ["train", "gru4rec", "--train-dir", str(SAMPLE), "--epochs", "2", "--hidde
 SAS = ["train", "sasrec", "--train-dir", str(SAMPLE), "--epochs", "4", "--max-len", "50", "--batch-size", "32",
        "--lr", "5e-3", "--valid-every", "4", "--threads", "1"]  # fmt: skip
 BERT = ["train", "bert4rec", "--epochs", "5", "--max-len", "32", "--hidden-size", "32", "--layers", "1", "--heads", "2",
-        "--intermediate-size", "64", "--batch-size", "32", "--lr", "1e-2", "--warmup-steps", "10", "--last-share", "1",
-        "--valid-every", "5", "--threads", "1"]  # fmt: skip
+        "--intermediate-size", "64", "--batch-size", "32", "--lr", "1e-2", "--warmup-steps", "10", "--objective", "both",
+        "--last-share", "1", "--valid-every", "5", "--threads", "1"]  # fmt: skip
 
 
 def seqrec(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
