@@ -5,7 +5,7 @@ The same small training command (default: GRU4Rec, 3 epochs on the bundled sampl
 alone) runs alone, then twice at once, under each policy, alternating policies round by round:
 
   seqrec   seqrec's thread policy: no thread variables set, so seqrec sets OMP_WAIT_POLICY=PASSIVE
-           and GOMP_SPINCOUNT=10000 (threads that wait spin briefly, then sleep; libgomp, the
+           and GOMP_SPINCOUNT=4000 (threads that wait spin briefly, then sleep; libgomp, the
            OpenMP runtime of torch's wheels) and gives each process --threads (default: the
            available cores; --threads N here passes an explicit count to both runs)
   passive  the policy before it: OMP_WAIT_POLICY=PASSIVE alone (waiting threads sleep at once), same threads
