@@ -47,7 +47,7 @@ SAS = ["train", "sasrec", "--train-dir", str(SAMPLE), "--epochs", "4", "--max-le
        "--lr", "5e-3", "--valid-every", "4", "--threads", "1"]  # fmt: skip
 BERT = ["train", "bert4rec", "--epochs", "5", "--max-len", "32", "--hidden-size", "32", "--layers", "1", "--heads", "2",
         "--intermediate-size", "64", "--batch-size", "32", "--lr", "1e-2", "--warmup-steps", "10", "--objective", "both",
-        "--last-share", "1", "--valid-every", "5", "--threads", "1"]  # fmt: skip
+        "--last-share", "1", "--dropout", "0.1", "--label-smoothing", "0", "--valid-every", "5", "--threads", "1"]  # fmt: skip
 
 
 def seqrec(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
