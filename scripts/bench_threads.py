@@ -75,10 +75,11 @@ def main(argv=None) -> int:
     logs = work / "logs"
     seqrec = b.seqrec_exe()
     n_cores = cores()
+    threads = ["--threads", str(args.threads)] if args.threads else []  # seqrec's default unless given
     setups = {
-        "seqrec": (b.child_env(), ["--threads", str(args.threads)] if args.threads else []),
-        "passive": (b.child_env(OMP_WAIT_POLICY="PASSIVE"), ["--threads", str(args.threads)] if args.threads else []),
-        "spin": (b.child_env(GOMP_SPINCOUNT=str(args.spin_count)), ["--threads", str(args.threads)] if args.threads else []),
+        "seqrec": (b.child_env(), threads),
+        "passive": (b.child_env(OMP_WAIT_POLICY="PASSIVE"), threads),
+        "spin": (b.child_env(GOMP_SPINCOUNT=str(args.spin_count)), threads),
         "old": (b.child_env(OMP_WAIT_POLICY="ACTIVE"), ["--threads", str(n_cores)]),
     }
     walls: dict[str, dict[str, list[float]]] = {p: {"single": [], "pair": []} for p in POLICIES}

@@ -7,8 +7,8 @@ process needs: two small trainings side by side on a 2-core machine took 143 s a
 one alone (docs/benchmarks.md). seqrec therefore
 
 * sets ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep instead of spinning) and, for libgomp
-  (the OpenMP runtime of torch's Linux wheels), ``GOMP_SPINCOUNT=10000`` (a waiting thread spins
-  about a tenth of a millisecond before it sleeps) before torch is imported, unless the user set
+  (the OpenMP runtime of torch's Linux wheels), ``GOMP_SPINCOUNT=4000`` (a waiting thread spins
+  a few tens of microseconds before it sleeps) before torch is imported, unless the user set
   either, so processes that share cores slow each other down only in proportion to the work,
   while one process alone keeps its threads awake between the operations of a step (sleeping at
   once made a BERT4Rec step on ML-1M 1.4x slower, docs/benchmarks.md);
@@ -34,8 +34,9 @@ def set_wait_policy() -> None:
 
     Measured (docs/benchmarks.md, "Two trainings side by side"): sleeping at once (PASSIVE alone)
     kept two runs side by side at twice one run's time but made one BERT4Rec ML-1M step 1.4x
-    slower than spinning; a spin of 1,000 was slower than both; 10,000 gives one run alone the
-    spinning speed."""
+    slower than spinning; longer spins make one run alone faster and two side by side slower
+    (10,000: the pair 3.6x one run); 4,000 keeps the pair at twice one run and one BERT4Rec run
+    1.35x faster than sleeping at once."""
     if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
