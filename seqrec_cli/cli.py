@@ -23,6 +23,7 @@ from .commands import plot as plot_cmd
 from .commands import preprocess as preprocess_cmd
 from .commands import train as train_cmd
 from .commands import tune as tune_cmd
+from .console import keep_ctrl_c
 from .errors import SeqrecError
 from .threads import set_wait_policy
 
@@ -137,6 +138,7 @@ app.add_typer(tune_cmd.tune_app, name="tune")
 
 def main() -> None:
     set_wait_policy()  # before anything imports torch
+    keep_ctrl_c()  # a Ctrl-C that lands in a garbage-collection callback still stops the command
     app()
 
 

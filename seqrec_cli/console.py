@@ -25,6 +25,37 @@ from rich.progress import (
 out = Console(highlight=False, soft_wrap=True)  # results: stdout
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # progress, notes, errors: stderr
 
+_ctrl_c = {"pending": False}  # a Ctrl-C whose KeyboardInterrupt Python dropped (see keep_ctrl_c)
+
+
+def keep_ctrl_c() -> None:
+    """Make every Ctrl-C stop the command, for the process's lifetime (the CLI calls it first).
+
+    Python raises KeyboardInterrupt wherever the main thread is when SIGINT arrives; if that is a
+    garbage-collection callback (a weakref callback or ``__del__``: matplotlib's figures run
+    hundreds when a curve picture is freed), Python prints "Exception ignored in ..." with a
+    traceback and carries on, so the interrupt is lost. This hook takes such a KeyboardInterrupt
+    quietly and keeps it; :func:`check_ctrl_c` raises it again at the next safe point (every
+    progress update, the end of each picture). Any other unraisable exception goes to Python's
+    own hook as before.
+    """
+    default = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            _ctrl_c["pending"] = True
+            return
+        default(unraisable)
+
+    sys.unraisablehook = hook
+
+
+def check_ctrl_c() -> None:
+    """Raise the KeyboardInterrupt of a Ctrl-C that Python dropped (see :func:`keep_ctrl_c`)."""
+    if _ctrl_c["pending"]:
+        _ctrl_c["pending"] = False
+        raise KeyboardInterrupt
+
 
 def say(message: str = "") -> None:
     """A result line on stdout (never wrapped, so it stays parseable)."""
@@ -112,6 +143,7 @@ class Tracker:
             self._log(final=True)
 
     def advance(self, amount: float = 1, status: str | None = None) -> None:
+        check_ctrl_c()
         self.completed += amount
         if status is not None:
             self.status = status

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import formats
 from .checkpoint import list_epochs, read_run
-from .console import note
+from .console import check_ctrl_c, note
 from .errors import BadInputError, MissingInputError, SeqrecError
 from .fileio import atomic_path
 
@@ -409,6 +409,7 @@ def update_run_curves(model_dir: Path | str, metric: str | None = None) -> Path 
     dest = Path(model_dir) / CURVES_FILE
     try:
         plot_runs([model_dir], dest, metric)
+        check_ctrl_c()  # a Ctrl-C while matplotlib freed its objects may have been dropped there
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a picture must never stop a training run

@@ -23,7 +23,7 @@ from conftest import invoke
 from helpers import CASES, env, error_line, seqrec_cmd, snapshot, wait_for
 from typer.testing import CliRunner
 
-from seqrec_cli import checkpoint, formats
+from seqrec_cli import checkpoint, console, formats
 from seqrec_cli.fileio import stale_temporaries
 
 GRU = ["--hidden-size", "8", "--n-sample", "4", "--batch-size", "8"]
@@ -82,6 +82,27 @@ def test_ctrl_c_during_training_is_one_line_and_the_run_resumes(run, workdir):
     result = invoke(runner, "train", "gru4rec", "--train-dir", run["data"], "--model-dir", "m", "--epochs", epochs[-1] + 1, "--resume", *GRU)
     assert result.exit_code == 0, result.output
     assert checkpoint.list_epochs(workdir / "m") == [*epochs, epochs[-1] + 1]
+
+
+def test_a_ctrl_c_dropped_in_a_garbage_collection_callback_still_stops_the_command(capfd):
+    """The kind of fault behind a Ctrl-C that training ignored: SIGINT landed while matplotlib freed
+    a curve picture, inside a weakref callback, where Python prints "Exception ignored in ..." and
+    drops the KeyboardInterrupt. seqrec keeps it, silently, and raises it at the next safe point."""
+
+    class DropsCtrlC:
+        def __del__(self):
+            raise KeyboardInterrupt  # what SIGINT does when it arrives during this callback
+
+    saved = sys.unraisablehook
+    try:
+        console.keep_ctrl_c()
+        DropsCtrlC()  # freed at once; Python cannot raise from __del__
+        assert capfd.readouterr().err == ""  # no "Exception ignored" traceback
+        with pytest.raises(KeyboardInterrupt):
+            console.check_ctrl_c()
+        console.check_ctrl_c()  # raised once, not again
+    finally:
+        sys.unraisablehook = saved
 
 
 def test_ctrl_c_while_preprocessing_keeps_the_earlier_folder(runner, workdir, monkeypatch):
