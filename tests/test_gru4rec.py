@@ -19,7 +19,8 @@ from seqrec_cli.models import REGISTRY, losses
 from seqrec_cli.models.gru4rec import GRU4Rec
 from seqrec_cli.models.gru4rec_config import GRU4RecConfig, GRU4RecTrainConfig
 from seqrec_cli.models.base import to_device
-from seqrec_cli.optim import AdagradM
+from seqrec_cli import kernels
+from seqrec_cli.optim import AdagradM, sqrt_rounded
 from seqrec_cli.scoring import score_batches as _score_batches
 from seqrec_cli.sequences import Sequences
 
@@ -217,6 +218,132 @@ def test_adagradm_rejects_bad_settings():
         AdagradM([p], lr=0.0)
     with pytest.raises(ValueError):
         AdagradM([p], momentum=-0.1)
+
+
+@pytest.fixture
+def use_numba(monkeypatch):
+    """use_numba(True / False): switch the compiled kernels on or off (SEQREC_NUMBA) for what
+    follows; afterwards the choice is forgotten, so later tests see the default again."""
+
+    def switch(on: bool) -> None:
+        monkeypatch.setenv(kernels.ENV, "1" if on else "0")
+        kernels.compiled.cache_clear()
+
+    yield switch
+    kernels.compiled.cache_clear()
+
+
+def _adagradm_run(use_numba, compiled: bool, momentum: float, dtype=torch.float32) -> list[torch.Tensor]:
+    """Six steps of AdagradM over a sparse embedding (rows repeated within a step, so some
+    gradients need summing) and a dense layer; the parameters after them."""
+    use_numba(compiled)
+    assert (kernels.compiled() is not None) == compiled
+    torch.manual_seed(3)
+    emb = torch.nn.Embedding(40, 5, sparse=True).to(dtype)
+    lin = torch.nn.Linear(5, 3).to(dtype)
+    params = [*emb.parameters(), *lin.parameters()]
+    opt = AdagradM(params, lr=0.2, momentum=momentum, eps=1e-6)
+    gen = torch.Generator().manual_seed(4)
+    for _ in range(6):
+        opt.zero_grad()
+        lin(emb(torch.randint(0, 40, (16,), generator=gen))).pow(2).sum().backward()
+        opt.step()
+    return [p.detach().clone() for p in params]
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.3])
+def test_compiled_adagradm_equals_the_torch_path_bit_for_bit(use_numba, momentum):
+    """The compiled kernels (seqrec_cli/kernels.py, numba) and the torch operations give the same
+    float32 parameters, sparse rows and dense layer alike, so results never depend on whether numba
+    is there; in float64 they agree to rounding."""
+    pytest.importorskip("numba")
+    compiled = _adagradm_run(use_numba, True, momentum)
+    plain = _adagradm_run(use_numba, False, momentum)
+    for a, b in zip(compiled, plain):
+        assert torch.equal(a, b)
+    compiled = _adagradm_run(use_numba, True, momentum, torch.float64)
+    plain = _adagradm_run(use_numba, False, momentum, torch.float64)
+    for a, b in zip(compiled, plain):
+        assert torch.allclose(a, b, rtol=1e-14, atol=0)
+
+
+def test_sqrt_rounded_is_the_ieee_square_root():
+    """AdagradM's square root in float32 is the correctly rounded one (numpy's, the compiled
+    kernels'), on ordinary values and across whole binades of consecutive floats."""
+    rng = np.random.default_rng(0)
+    values = [np.exp(rng.uniform(-30, 30, 200_000)).astype(np.float32)]
+    for start in (0x3F800000, 0x40000000, 0x358637BD):  # [1, 2), [2, 4), around 1e-6 (the eps)
+        values.append(np.arange(start, start + (1 << 20), dtype=np.uint32).view(np.float32))
+    x = np.concatenate(values)
+    got = sqrt_rounded(torch.from_numpy(x.copy())).numpy()
+    assert np.array_equal(got, np.sqrt(x))
+
+
+@pytest.mark.parametrize("n_values", [50, 100_000], ids=["scan", "sort"])
+def test_compiled_unique_rows_equal_torch_unique(use_numba, n_values):
+    """The rows a step touches and each candidate's place among them, as torch.unique(sorted=True,
+    return_inverse=True) gives them: by a scan of the catalogue (small) or a sort (large)."""
+    pytest.importorskip("numba")
+    use_numba(True)
+    assert kernels.compiled() is not None
+    unique = kernels.UniqueRows(n_values)
+    gen = torch.Generator().manual_seed(5)
+    for size in (1, 7, 300, 2112):
+        values = torch.randint(0, n_values, (size,), generator=gen)
+        values[: size // 3] = values[size // 3 : 2 * (size // 3)]  # repeats for sure
+        rows, inverse = unique(values)
+        want_rows, want_inverse = torch.unique(values, sorted=True, return_inverse=True)
+        assert torch.equal(rows, want_rows) and torch.equal(inverse, want_inverse)
+    assert (unique._mark == -1).all()  # the scratch is clean for the next step
+    with pytest.raises(IndexError):
+        unique(torch.tensor([1, n_values]))
+
+
+def test_compiled_negative_sampling_equals_searchsorted(use_numba):
+    """Popularity-sampled negatives: the compiled guide-table search draws exactly the items of
+    torch.searchsorted (the same uniform numbers, the same first cdf entry above each), including
+    items of zero weight (never drawn) and draws on the guide table's bucket edges."""
+    pytest.importorskip("numba")
+    counts = np.array([0, 5, 0, 1, 100, 0, 3, 40, 2, 0, 0, 7], dtype=np.float64)
+    draws = {}
+    for on in (True, False):
+        use_numba(on)
+        sampler = PopularitySampler(counts, 64, 0.5, torch.Generator().manual_seed(6), cache_events=64 * 500)
+        draws[on] = torch.stack([sampler.draw() for _ in range(700)])  # two refills
+    assert torch.equal(draws[True], draws[False])
+    assert set(draws[True].unique().tolist()) == {1, 3, 4, 6, 7, 8, 11}
+    use_numba(True)
+    compiled = kernels.compiled()
+    cdf = np.cumsum(counts) / counts.sum()
+    cdf[-1] = 1.0
+    guide = kernels.cdf_guide(cdf)
+    u = np.concatenate([cdf[:-1], np.arange(len(cdf)) / len(cdf), np.nextafter(cdf[:-1], 0), [0.0, np.nextafter(1.0, 0)]])
+    out = np.empty(len(u), dtype=np.int64)
+    compiled.guided_search(cdf, guide, u, out)
+    want = torch.searchsorted(torch.from_numpy(cdf), torch.from_numpy(u), right=True).clamp_(max=len(cdf) - 1)
+    assert out.tolist() == want.tolist()
+
+
+def test_compiled_and_plain_training_give_the_same_model(runner, workdir, tiny_data, use_numba):
+    """seqrec train gru4rec with the compiled optimizer kernels and with SEQREC_NUMBA=0: the same
+    losses and the same weights, bit for bit."""
+    pytest.importorskip("numba")
+    runs = {}
+    for name, on in (("compiled", True), ("plain", False)):
+        use_numba(on)
+        result = invoke(
+            runner, "train", "gru4rec", "--train-dir", tiny_data, "--model-dir", name, "--epochs", "2",
+            "--hidden-size", "8", "--n-sample", "16", "--batch-size", "8",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        losses_ = [json.loads(line)["train_loss"] for line in (workdir / name / "metrics.jsonl").read_text().splitlines()
+                   if json.loads(line)["event"] == "epoch"]  # fmt: skip
+        weights = torch.load(workdir / name / "epoch_2" / "model.pt", weights_only=True)
+        runs[name] = (losses_, weights)
+    assert runs["compiled"][0] == runs["plain"][0] and len(runs["plain"][0]) == 2
+    assert runs["compiled"][1].keys() == runs["plain"][1].keys()
+    for key, value in runs["plain"][1].items():
+        assert torch.equal(runs["compiled"][1][key], value), key
 
 
 # ---------------------------------------------------------------------------------------------- negative sampling

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import kernels
+
 
 def popularity(seqs_items: np.ndarray, n_items: int) -> np.ndarray:
     """Event counts of items 0..n_items (index 0, padding, is always 0)."""
@@ -34,6 +36,7 @@ class PopularitySampler:
         cdf = np.cumsum(weights) / weights.sum()
         cdf[-1] = 1.0
         self.cdf = torch.tensor(cdf, dtype=torch.float64, device=device)  # [n_items + 1]
+        self._guide = kernels.cdf_guide(cdf) if device.type == "cpu" else None  # for the compiled search
         self.n_sample = n_sample
         self.generator = generator
         self.device = device
@@ -43,8 +46,13 @@ class PopularitySampler:
 
     def _refill(self) -> None:
         u = torch.rand(self.block * self.n_sample, generator=self.generator, dtype=torch.float64, device=self.device)
-        idx = torch.searchsorted(self.cdf, u, right=True)  # first cdf > u; never 0 since cdf[0] = 0
-        self._cache = idx.clamp_(max=len(self.cdf) - 1).view(self.block, self.n_sample)
+        compiled = kernels.compiled() if self._guide is not None else None
+        if compiled is not None:  # the same indices, by a guide table instead of a binary search per draw
+            idx = torch.empty(len(u), dtype=torch.int64)
+            compiled.guided_search(self.cdf.numpy(), self._guide, u.numpy(), idx.numpy())
+        else:
+            idx = torch.searchsorted(self.cdf, u, right=True).clamp_(max=len(self.cdf) - 1)
+        self._cache = idx.view(self.block, self.n_sample)  # first cdf > u; never 0 since cdf[0] = 0
         self._next = 0
 
     def draw(self) -> torch.Tensor:

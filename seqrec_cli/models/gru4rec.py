@@ -24,31 +24,45 @@ import math
 import torch
 from torch import nn
 
+from .. import kernels
 from . import losses
 from .base import SequentialRecommender, TrainOutput
 from .gru4rec_config import GRU4RecConfig
 
 
 class _TouchedRows(torch.autograd.Function):
-    """``weight[rows]`` for sorted unique ``rows``, whose gradient is a coalesced sparse tensor:
-    what a sparse ``nn.Embedding`` lookup gives, once per row however often the step used it."""
+    """The output rows a training step touches, each once: (weight[rows] [u, H], bias[rows] [u, 1],
+    weight[rows][inputs] [n, H]) for sorted unique ``rows`` and ``inputs`` indexing into them (the
+    step's input items, shared embedding; may be empty). The gradients of weight and bias are
+    coalesced sparse tensors, what a sparse ``nn.Embedding`` lookup gives, with one row per touched
+    item however often the step used it; the input rows' gradient is added into the output rows'
+    (no gradient the size of the touched rows is filled with zeros for the inputs alone)."""
 
     @staticmethod
-    def forward(ctx, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(rows)
-        ctx.shape = weight.shape
-        return weight.index_select(0, rows)
+    def forward(ctx, weight: torch.Tensor, bias: torch.Tensor, rows: torch.Tensor, inputs: torch.Tensor):  # type: ignore[override]
+        ctx.save_for_backward(rows, inputs)
+        ctx.shapes, ctx.dtype = (weight.shape, bias.shape), weight.dtype
+        w = weight.index_select(0, rows)
+        return w, bias.index_select(0, rows), w.index_select(0, inputs)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        (rows,) = ctx.saved_tensors
+    def backward(ctx, grad_w: torch.Tensor | None, grad_b: torch.Tensor | None, grad_in: torch.Tensor | None):  # type: ignore[override]
+        rows, inputs = ctx.saved_tensors
+        (w_shape, b_shape), at = ctx.shapes, rows.unsqueeze(0)
+        like = dict(dtype=ctx.dtype, device=rows.device)
+        if grad_w is None:
+            grad_w = torch.zeros((len(rows), w_shape[1]), **like)
+        if grad_in is not None and len(inputs):
+            grad_w = grad_w.index_add(0, inputs, grad_in)  # [u, H]: rows used as input and as output sum up
+        if grad_b is None:
+            grad_b = torch.zeros((len(rows), 1), **like)
         # rows are sorted and unique by construction: no invariant check needed
-        sparse = torch.sparse_coo_tensor(rows.unsqueeze(0), grad, ctx.shape, is_coalesced=True, check_invariants=False)
-        return sparse, None
-
-
-def _touched_rows(weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    return _TouchedRows.apply(weight, rows)
+        sparse = dict(is_coalesced=True, check_invariants=False)
+        return (
+            torch.sparse_coo_tensor(at, grad_w, w_shape, **sparse),
+            torch.sparse_coo_tensor(at, grad_b, b_shape, **sparse),
+            None, None,
+        )  # fmt: skip
 
 
 def _uniform_(t: torch.Tensor, fan_in: float, fan_out: float) -> None:
@@ -65,6 +79,7 @@ class GRU4Rec(SequentialRecommender):
         super().__init__()
         self.config = config
         self.hidden: torch.Tensor | None = None  # [L, b, H] state of the current session-parallel pass
+        self._unique = kernels.UniqueRows(config.n_items + 1)  # the rows a training step touches
         h, v = config.hidden_size, config.n_items + 1
         self.out_weight = nn.Embedding(v, h, sparse=True)  # W: [V, H]
         self.out_bias = nn.Embedding(v, 1, sparse=True)  # b: [V, 1]
@@ -183,14 +198,15 @@ class GRU4Rec(SequentialRecommender):
             # coalesced sparse gradient (no sparse sums and no coalescing in the optimizer)
             shared = c.input_mode == "shared"
             touched = torch.cat([batch.inputs, cands]) if shared else cands
-            rows, inverse = torch.unique(touched, sorted=True, return_inverse=True)
-            w = _touched_rows(self.out_weight.weight, rows)  # [u, H]
-            bias = _touched_rows(self.out_bias.weight, rows).squeeze(1)  # [u]
+            rows, inverse = self._unique(touched)  # torch.unique(sorted, return_inverse), compiled
             n_in = len(batch.inputs) if shared else 0
-            emb = w.index_select(0, inverse[:n_in]) if shared else None
+            w, bias, emb = _TouchedRows.apply(self.out_weight.weight, self.out_bias.weight, rows, inverse[:n_in])
+            bias = bias.squeeze(1)  # [u]
+            emb = emb if shared else None  # [b, H]
             out = self._advance(batch.inputs, batch.reset, batch.keep, emb)
-            at = inverse[n_in:]
-            scores = out @ w.index_select(0, at).T + bias.index_select(0, at)  # [b, b + S]
+            # score the unique rows, then take each candidate's column: duplicates among the
+            # candidates cost a [b, 1] copy instead of a gathered output row (and its scatter back)
+            scores = (out @ w.T + bias).index_select(1, inverse[n_in:])  # [b, u] -> [b, b + S]
             if c.loss == "sampled-ce":
                 log_q = None if batch.log_q is None else c.logq * batch.log_q
                 loss_sum = losses.sampled_softmax_ce(scores, log_q)
