@@ -118,8 +118,9 @@ class AdagradM(Optimizer):
 
 def sqrt_rounded(t: torch.Tensor) -> torch.Tensor:
     """sqrt of a float32 tensor, IEEE-rounded (computed in float64, then rounded: exact for float32);
-    torch's own float32 sqrt on the CPU (MKL's vector functions) is off by one unit in the last
-    place for ~0.7 % of inputs, and the compiled kernels (``seqrec_cli.kernels``) round exactly."""
+    torch's own float32 sqrt on the CPU was one unit in the last place off for ~0.7 % of inputs
+    (torch 2.13, AVX-512), and the compiled kernels (``seqrec_cli.kernels``) round exactly, so both
+    paths of AdagradM give the same bits."""
     if t.dtype == torch.float32 and t.device.type == "cpu":
         return t.double().sqrt_().to(torch.float32)
     return t.sqrt_()

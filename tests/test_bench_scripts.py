@@ -19,6 +19,7 @@ SCRIPTS = [
     "bench_precision.py",
     "bench_gru4rec_fast.py",
     "bench_pretrain.py",
+    "bench_gru4rec_step.py",
 ]
 SAMPLE = str(REPO / "data" / "sample")
 
@@ -65,6 +66,9 @@ def test_help(name):
         ("bench_gru4rec_fast.py", ["--yoochoose-dir", "/nonexistent"], "/nonexistent/manifest.json"),
         ("bench_pretrain.py", ["--ml1m-dir", SAMPLE, "--pretrain-epochs", "0,ten"], "--pretrain-epochs"),
         ("bench_pretrain.py", ["--ml1m-dir", "/nonexistent"], "/nonexistent/manifest.json"),
+        ("bench_gru4rec_step.py", ["--data", "/nonexistent"], "/nonexistent"),
+        ("bench_gru4rec_step.py", ["--data", SAMPLE, "--against", "/nonexistent"], "--against /nonexistent"),
+        ("bench_gru4rec_step.py", ["--steps", "0"], "--steps"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_error_line(name, args, says, tmp_path):
@@ -147,6 +151,17 @@ def test_gru4rec_fast_on_the_sample(tmp_path):
         assert fields[f"{name}_epochs"] == "2" and 0 < float(fields[f"{name}_recall@20"]) <= 1
         assert float(fields[f"{name}_wall_s"]) >= float(fields[f"{name}_train_s"]) > 0
         assert fields[f"{name}_met"] in ("yes", "no")
+
+
+def test_gru4rec_step_on_the_sample(tmp_path):
+    """The compiled kernels and the torch path take the same steps to the same summed loss."""
+    out = run_script(
+        "bench_gru4rec_step.py", "--data", SAMPLE, "--steps", "50", "--warmup", "5", "--rounds", "1", "--work", str(tmp_path)
+    )  # fmt: skip
+    fields = summary_of(out)
+    assert fields["same_loss"] == "yes" and fields["steps"] == "50"
+    assert float(fields["compiled_ms_per_step"]) > 0 and float(fields["torch_ms_per_step"]) > 0
+    assert float(fields["compiled_optimizer_ms"]) < float(fields["compiled_ms_per_step"])
 
 
 @pytest.mark.slow
