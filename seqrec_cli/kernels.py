@@ -1,4 +1,4 @@
-"""Compiled loops (numba) for the hot spots of GRU4Rec's training step on the CPU.
+"""Compiled loops (numba) for the CPU hot spots of GRU4Rec's training step and of full ranking.
 
 A GRU4Rec step (batch 32, 2,048 shared negatives) is made of many small operations on the ~2,080
 output rows it touches, so per-operation costs dominate, not arithmetic. Three of them run here as
@@ -13,6 +13,10 @@ the path on a GPU, and wherever numba cannot be used):
   ``sorted=True, return_inverse=True``: a sort; here a marking pass over the catalogue);
 * the inverse-CDF lookup of popularity-sampled negatives (``torch.searchsorted``, a binary search
   per draw; here a guide table, Chen 1974, then a short linear search).
+
+and, for every model's full-ranking evaluation, the pessimistic rank of each target (the items
+scored at least as high as it, itself included: ``metrics.full_ranks``), counted in one pass over
+a row instead of a comparison matrix and its sum.
 
 numba is a dependency of seqrec; where it cannot be imported (a platform without its wheels) or
 ``SEQREC_NUMBA=0`` is set, :func:`compiled` returns None and the torch operations run. The kernels
@@ -42,6 +46,7 @@ class Kernels(NamedTuple):
     strictly_increasing: Any
     unique_inverse: Any
     guided_search: Any
+    pessimistic_ranks: Any
 
 
 @cache
@@ -65,6 +70,10 @@ def compiled() -> Kernels | None:
     guided_search(cdf [n] float64 non-decreasing with cdf[-1] = 1, guide [G + 1] int64, u [m] float64
     in [0, 1), out [m] int64): out[i] = the first j with cdf[j] > u[i], what ``torch.searchsorted(
     cdf, u, right=True)`` gives, where guide[k] = that index for u = k / G (:func:`cdf_guide`).
+
+    pessimistic_ranks(scores [B, V] float32, targets [B] int64, out [B] int32): out[i] = the number
+    of columns j with scores[i, j] >= scores[i, targets[i]] (the target itself included), or V when
+    the target's score is NaN.
     """
     if os.environ.get(ENV, "1") == "0":
         return None
@@ -157,7 +166,24 @@ def compiled() -> Kernels | None:
                 j += 1
             out[i] = j
 
-    return Kernels(rows_step, dense_step, strictly_increasing, unique_inverse, guided_search)
+    @jit
+    def pessimistic_ranks(scores, targets, out):  # pragma: no cover - compiled
+        b, v = scores.shape
+        for i in range(b):
+            t = targets[i]
+            if t < 0 or t >= v:
+                raise IndexError("a target outside the scored columns")
+            x = scores[i, t]
+            if x != x:  # NaN
+                out[i] = v
+                continue
+            count = 0
+            for j in range(v):
+                if scores[i, j] >= x:
+                    count += 1
+            out[i] = count
+
+    return Kernels(rows_step, dense_step, strictly_increasing, unique_inverse, guided_search, pessimistic_ranks)
 
 
 def cdf_guide(cdf: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 os.environ.setdefault("SEQREC_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from seqrec_cli import kernels  # noqa: E402
 from seqrec_cli.cli import app  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,3 +62,16 @@ def usage_error(result, option: str, *choices: str) -> str:
     for choice in choices:
         assert f"'{choice}'" in text, (choice, text)
     return text
+
+
+@pytest.fixture
+def use_numba(monkeypatch):
+    """use_numba(True / False): switch the compiled kernels on or off (SEQREC_NUMBA) for what
+    follows (seqrec_cli/kernels.py); afterwards the choice is forgotten, so later tests see the default again."""
+
+    def switch(on: bool) -> None:
+        monkeypatch.setenv(kernels.ENV, "1" if on else "0")
+        kernels.compiled.cache_clear()
+
+    yield switch
+    kernels.compiled.cache_clear()

@@ -220,19 +220,6 @@ def test_adagradm_rejects_bad_settings():
         AdagradM([p], momentum=-0.1)
 
 
-@pytest.fixture
-def use_numba(monkeypatch):
-    """use_numba(True / False): switch the compiled kernels on or off (SEQREC_NUMBA) for what
-    follows; afterwards the choice is forgotten, so later tests see the default again."""
-
-    def switch(on: bool) -> None:
-        monkeypatch.setenv(kernels.ENV, "1" if on else "0")
-        kernels.compiled.cache_clear()
-
-    yield switch
-    kernels.compiled.cache_clear()
-
-
 def _adagradm_run(use_numba, compiled: bool, momentum: float, dtype=torch.float32) -> list[torch.Tensor]:
     """Six steps of AdagradM over a sparse embedding (rows repeated within a step, so some
     gradients need summing) and a dense layer; the parameters after them."""

@@ -26,6 +26,7 @@ from seqrec_cli.evaluation import (
     sample_negatives,
 )
 from seqrec_cli.sequences import Sequences
+from seqrec_cli import metrics
 from seqrec_cli.metrics import MetricAccumulator, full_ranks, metrics_from_ranks, ndcg_at, sampled_ranks
 
 INF = float("inf")
@@ -33,7 +34,10 @@ NAN = float("nan")
 
 
 # ---------------------------------------------------------------------------------------------- full ranks
-def test_full_ranks_pessimistic_ties_by_hand():
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_full_ranks_pessimistic_ties_by_hand(use_numba, compiled, monkeypatch):
+    use_numba(compiled)
+    monkeypatch.setattr(metrics, "COMPILED_RANKS_MIN", 0)  # the kernel for these small rows too
     scores = torch.tensor(
         [
             # target col 1 (0.5) ties with cols 3 and 4; col 2 (0.2) and col 5 (0.1) are below -> rank 3
@@ -52,7 +56,10 @@ def test_full_ranks_pessimistic_ties_by_hand():
     assert full_ranks(scores, targets).tolist() == [3, 1, 4, 5, 2]
 
 
-def test_full_ranks_nan_target_is_the_worst_rank():
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_full_ranks_nan_target_is_the_worst_rank(use_numba, compiled, monkeypatch):
+    use_numba(compiled)
+    monkeypatch.setattr(metrics, "COMPILED_RANKS_MIN", 0)  # the kernel for these small rows too
     scores = torch.tensor(
         [
             [-INF, NAN, 0.2, 0.1],  # NaN target: worst possible rank = number of columns (4)
@@ -64,19 +71,46 @@ def test_full_ranks_nan_target_is_the_worst_rank():
     assert ranks.tolist() == [4, 1, 4]
 
 
-def test_full_ranks_a_filtered_target_is_never_a_hit():
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_full_ranks_a_filtered_target_is_never_a_hit(use_numba, compiled, monkeypatch):
+    use_numba(compiled)
+    monkeypatch.setattr(metrics, "COMPILED_RANKS_MIN", 0)  # the kernel for these small rows too
     """A target whose column was set to -inf (filtered) ranks behind every candidate."""
     scores = torch.tensor([[-INF, 0.5, -INF, 0.1, -INF]])
     # everything is >= -inf: all 5 columns count -> rank 5, a miss at every cutoff below 5
     assert full_ranks(scores, torch.tensor([2])).tolist() == [5]
 
 
-def test_full_ranks_integer_dtype_and_shape():
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_full_ranks_integer_dtype_and_shape(use_numba, compiled, monkeypatch):
+    use_numba(compiled)
+    monkeypatch.setattr(metrics, "COMPILED_RANKS_MIN", 0)  # the kernel for these small rows too
     scores = torch.randn(7, 11)
     ranks = full_ranks(scores, torch.arange(7))
     assert ranks.shape == (7,)
     assert not ranks.is_floating_point()
     assert ((ranks >= 1) & (ranks <= 11)).all()
+
+
+def test_full_ranks_compiled_equal_torch_on_random_rows(use_numba, monkeypatch):
+    """The compiled count (one pass per row) and the torch comparison give the same ranks, ties,
+    -inf columns and NaN scores included; a target outside the columns is an error in both."""
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 50, (64, 300), generator=gen).float() / 7  # many ties
+    scores[:, 0] = -INF
+    scores[5, 10] = NAN
+    scores[6, :] = NAN
+    targets = torch.randint(0, 300, (64,), generator=gen)
+    targets[5] = 10
+    monkeypatch.setattr(metrics, "COMPILED_RANKS_MIN", 0)
+    got = {}
+    for on in (True, False):
+        use_numba(on)
+        got[on] = full_ranks(scores, targets)
+        with pytest.raises((IndexError, RuntimeError)):  # the kernel's IndexError, torch's RuntimeError
+            full_ranks(scores, torch.tensor([300] * 64))
+    assert got[True].dtype == got[False].dtype == torch.int32
+    assert torch.equal(got[True], got[False]) and got[True][5] == got[True][6] == 300
 
 
 # ---------------------------------------------------------------------------------------------- sampled ranks
