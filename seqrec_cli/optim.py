@@ -148,18 +148,14 @@ def _unique_rows_numpy(grad: torch.Tensor, strictly_increasing) -> tuple[np.ndar
     return rows, grad._values().numpy().reshape(len(rows), -1)
 
 
-def _unique_rows(grad: torch.Tensor, strictly_increasing=None) -> tuple[torch.Tensor, torch.Tensor]:
+def _unique_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(row indices [k], values [k, ...]) of a sparse gradient with each row once. The update is
     non-linear, so repeated rows must be summed first (``coalesce``, a sort). GRU4Rec's gradients
     already hold sorted unique rows, but autograd hands them over without the coalesced flag; a
     strictly increasing index is checked instead (one comparison per row) and needs no sort."""
     if not grad.is_coalesced():
         idx = grad._indices()[0]
-        if strictly_increasing is not None:
-            ordered = strictly_increasing(idx.numpy())  # the compiled check: one pass, no temporaries
-        else:
-            ordered = len(idx) < 2 or bool((idx[1:] > idx[:-1]).all())
-        if ordered:
+        if len(idx) < 2 or bool((idx[1:] > idx[:-1]).all()):
             return idx, grad._values()
         grad = grad.coalesce()
     return grad.indices()[0], grad.values()

@@ -34,10 +34,14 @@ NAN = float("nan")
 
 
 # ---------------------------------------------------------------------------------------------- full ranks
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
-def test_full_ranks_pessimistic_ties_by_hand(use_numba, compiled, monkeypatch):
-    use_numba(compiled)
-    monkeypatch.setattr(metrics, "COMPILED_RANKS_MIN", 0)  # the kernel for these small rows too
+@pytest.fixture(params=[True, False], ids=["compiled", "torch"])
+def either_rank_count(request, use_numba, monkeypatch):
+    """Each full_ranks test runs twice: the compiled count (also for these small rows) and torch's."""
+    use_numba(request.param)
+    monkeypatch.setattr(metrics, "COMPILED_RANKS_MIN", 0)
+
+
+def test_full_ranks_pessimistic_ties_by_hand(either_rank_count):
     scores = torch.tensor(
         [
             # target col 1 (0.5) ties with cols 3 and 4; col 2 (0.2) and col 5 (0.1) are below -> rank 3
@@ -56,10 +60,7 @@ def test_full_ranks_pessimistic_ties_by_hand(use_numba, compiled, monkeypatch):
     assert full_ranks(scores, targets).tolist() == [3, 1, 4, 5, 2]
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
-def test_full_ranks_nan_target_is_the_worst_rank(use_numba, compiled, monkeypatch):
-    use_numba(compiled)
-    monkeypatch.setattr(metrics, "COMPILED_RANKS_MIN", 0)  # the kernel for these small rows too
+def test_full_ranks_nan_target_is_the_worst_rank(either_rank_count):
     scores = torch.tensor(
         [
             [-INF, NAN, 0.2, 0.1],  # NaN target: worst possible rank = number of columns (4)
@@ -71,20 +72,14 @@ def test_full_ranks_nan_target_is_the_worst_rank(use_numba, compiled, monkeypatc
     assert ranks.tolist() == [4, 1, 4]
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
-def test_full_ranks_a_filtered_target_is_never_a_hit(use_numba, compiled, monkeypatch):
-    use_numba(compiled)
-    monkeypatch.setattr(metrics, "COMPILED_RANKS_MIN", 0)  # the kernel for these small rows too
+def test_full_ranks_a_filtered_target_is_never_a_hit(either_rank_count):
     """A target whose column was set to -inf (filtered) ranks behind every candidate."""
     scores = torch.tensor([[-INF, 0.5, -INF, 0.1, -INF]])
     # everything is >= -inf: all 5 columns count -> rank 5, a miss at every cutoff below 5
     assert full_ranks(scores, torch.tensor([2])).tolist() == [5]
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
-def test_full_ranks_integer_dtype_and_shape(use_numba, compiled, monkeypatch):
-    use_numba(compiled)
-    monkeypatch.setattr(metrics, "COMPILED_RANKS_MIN", 0)  # the kernel for these small rows too
+def test_full_ranks_integer_dtype_and_shape(either_rank_count):
     scores = torch.randn(7, 11)
     ranks = full_ranks(scores, torch.arange(7))
     assert ranks.shape == (7,)
